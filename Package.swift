@@ -1,0 +1,68 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Targets, one job each (see README "Architecture"):
+//   CSQLite, CHDF5, CBLAS   system libraries from apt (sqlite3, libhdf5, OpenBLAS)
+//   GateScopeEngine         Keras-exact forward pass, gate observer; no I/O, no storage
+//   GateScopeKeras          .keras / legacy .h5 import into engine models
+//   GateScopeInput          sequence readers (.npy .npz .jsonl .csv .txt) and .npy writer
+//   GateScopeStore          SQLite wrapper, schema, recorder, stats, export, named queries
+//   GateScopePlot           SVG rendering of plot data (no storage)
+//   gatescope               thin CLI: parse arguments, call one library function, format
+let package = Package(
+    name: "GateScope",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "gatescope", targets: ["gatescope"]),
+        .library(name: "GateScopeEngine", targets: ["GateScopeEngine"]),
+        .library(name: "GateScopeKeras", targets: ["GateScopeKeras"]),
+        .library(name: "GateScopeStore", targets: ["GateScopeStore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+        .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        .target(name: "GateScopeEngine", dependencies: ["CBLAS"]),
+        .target(name: "GateScopeKeras", dependencies: [
+            "GateScopeEngine", "CHDF5",
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ]),
+        .target(name: "GateScopeInput", dependencies: [
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            .product(name: "CSV", package: "CSV.swift"),
+        ]),
+        .target(
+            name: "GateScopeStore",
+            dependencies: [
+                "GateScopeEngine", "GateScopeInput", "CSQLite",
+                .product(name: "CSV", package: "CSV.swift"),
+            ],
+            plugins: ["EmbedSQLPlugin"]
+        ),
+        .target(name: "GateScopePlot"),
+        .executableTarget(name: "gatescope", dependencies: [
+            "GateScopeEngine", "GateScopeKeras", "GateScopeInput", "GateScopeStore", "GateScopePlot",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // Build-time embedding of schema/*.sql and queries/*.sql into GateScopeStore, so the
+        // binary finds them wherever it is run from.
+        .executableTarget(name: "EmbedSQL", path: "Sources/EmbedSQL"),
+        .plugin(name: "EmbedSQLPlugin", capability: .buildTool(), dependencies: ["EmbedSQL"]),
+
+        .testTarget(name: "GateScopeEngineTests", dependencies: ["GateScopeEngine"]),
+        .testTarget(name: "GateScopeKerasTests", dependencies: ["GateScopeKeras", "GateScopeEngine"],
+                    path: "Tests/GateScopeKerasTests"),
+        .testTarget(name: "GateScopeInputTests", dependencies: ["GateScopeInput"]),
+        .testTarget(name: "GateScopeStoreTests", dependencies: ["GateScopeStore", "GateScopeKeras", "GateScopeInput"]),
+        .testTarget(name: "GateScopePlotTests", dependencies: ["GateScopePlot"]),
+        .testTarget(name: "GateScopeCLITests", dependencies: ["gatescope"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

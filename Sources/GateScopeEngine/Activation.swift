@@ -1,0 +1,138 @@
+import Foundation
+
+/// An elementwise activation (or softmax over the last axis) with Keras's exact definition.
+public enum Activation: Equatable, Sendable {
+    case linear, sigmoid, tanh, relu, relu6, elu, selu, softsign, softplus, swish, gelu, exponential
+    case leakyRelu, mish, hardSilu
+    /// Keras 2 / tf-keras: `clip(0.2x + 0.5, 0, 1)`.
+    case hardSigmoidKeras2
+    /// Keras 3: `clip(x/6 + 0.5, 0, 1)`.
+    case hardSigmoidKeras3
+    /// Softmax over the last axis (Dense / Activation layers only).
+    case softmax
+    case logSoftmax
+
+    /// Names accepted in configs, for error messages.
+    public static let supportedNames = [
+        "linear", "sigmoid", "tanh", "hard_sigmoid", "relu", "relu6", "elu", "selu", "softsign",
+        "softplus", "swish", "silu", "gelu", "exponential", "leaky_relu", "mish", "hard_silu",
+        "hard_swish", "softmax", "log_softmax",
+    ]
+
+    /// Maps a Keras activation name; `hard_sigmoid` depends on the Keras major version that wrote the file.
+    public init?(kerasName: String, kerasMajorVersion: Int) {
+        switch kerasName {
+        case "linear", "None": self = .linear
+        case "sigmoid": self = .sigmoid
+        case "tanh": self = .tanh
+        case "relu": self = .relu
+        case "relu6": self = .relu6
+        case "elu": self = .elu
+        case "selu": self = .selu
+        case "softsign": self = .softsign
+        case "softplus": self = .softplus
+        case "swish", "silu": self = .swish
+        case "gelu": self = .gelu
+        case "exponential": self = .exponential
+        case "leaky_relu": self = .leakyRelu
+        case "mish": self = .mish
+        case "hard_silu", "hard_swish": self = .hardSilu
+        case "hard_sigmoid": self = kerasMajorVersion <= 2 ? .hardSigmoidKeras2 : .hardSigmoidKeras3
+        case "softmax": self = .softmax
+        case "log_softmax": self = .logSoftmax
+        default: return nil
+        }
+    }
+
+    /// The Keras name, for `inspect` and the `layers` table.
+    public var kerasName: String {
+        switch self {
+        case .linear: return "linear"
+        case .sigmoid: return "sigmoid"
+        case .tanh: return "tanh"
+        case .relu: return "relu"
+        case .relu6: return "relu6"
+        case .elu: return "elu"
+        case .selu: return "selu"
+        case .softsign: return "softsign"
+        case .softplus: return "softplus"
+        case .swish: return "swish"
+        case .gelu: return "gelu"
+        case .exponential: return "exponential"
+        case .leakyRelu: return "leaky_relu"
+        case .mish: return "mish"
+        case .hardSilu: return "hard_silu"
+        case .hardSigmoidKeras2, .hardSigmoidKeras3: return "hard_sigmoid"
+        case .softmax: return "softmax"
+        case .logSoftmax: return "log_softmax"
+        }
+    }
+
+    /// True for activations that mix values along the last axis.
+    public var isAxisWise: Bool { self == .softmax || self == .logSoftmax }
+
+    /// Applies the activation to one value; axis-wise activations are handled by `apply(_:rowLength:)`.
+    @inline(__always)
+    public func scalar(_ x: Float) -> Float {
+        switch self {
+        case .linear: return x
+        case .sigmoid:
+            // Split by sign so exp never overflows: same value as 1/(1+e^-x) in float32.
+            if x >= 0 { return 1 / (1 + Foundation.exp(-x)) }
+            let e = Foundation.exp(x)
+            return e / (1 + e)
+        case .tanh: return Foundation.tanh(x)
+        case .relu: return Swift.max(x, 0)
+        case .relu6: return Swift.min(Swift.max(x, 0), 6)
+        case .elu: return x > 0 ? x : Foundation.expm1(x)
+        case .selu:
+            let alpha: Float = 1.6732632423543772848170429916717
+            let scale: Float = 1.0507009873554804934193349852946
+            return x > 0 ? scale * x : scale * alpha * Foundation.expm1(x)
+        case .softsign: return x / (1 + Swift.abs(x))
+        case .softplus: return Activation.softplus(x)
+        case .swish: return x * Activation.sigmoid.scalar(x)
+        case .gelu: return 0.5 * x * (1 + Foundation.erf(x / Float(2).squareRoot()))
+        case .exponential: return Foundation.exp(x)
+        case .leakyRelu: return x >= 0 ? x : 0.2 * x  // Keras 3 default negative_slope
+        case .mish: return x * Foundation.tanh(Activation.softplus(x))
+        case .hardSilu: return x * Swift.min(Swift.max(x / 6 + 0.5, 0), 1)
+        case .hardSigmoidKeras2: return Swift.min(Swift.max(0.2 * x + 0.5, 0), 1)
+        case .hardSigmoidKeras3: return Swift.min(Swift.max(x / 6 + 0.5, 0), 1)
+        case .softmax, .logSoftmax:
+            preconditionFailure("\(kerasName) is applied per row, not per value")
+        }
+    }
+
+    @inline(__always)
+    static func softplus(_ x: Float) -> Float {
+        // log(1+e^x) without overflow for large x.
+        x > 0 ? x + Foundation.log1p(Foundation.exp(-x)) : Foundation.log1p(Foundation.exp(x))
+    }
+
+    /// Applies the activation in place to `values`, rows of `rowLength` (the last axis).
+    public func apply(_ values: UnsafeMutableBufferPointer<Float>, rowLength: Int) {
+        switch self {
+        case .linear: return
+        case .softmax, .logSoftmax:
+            precondition(rowLength > 0 && values.count % rowLength == 0)
+            var start = 0
+            while start < values.count {
+                let row = UnsafeMutableBufferPointer(rebasing: values[start..<start + rowLength])
+                var m = -Float.infinity
+                for v in row { m = Swift.max(m, v) }
+                var sum: Float = 0
+                for k in row.indices { sum += Foundation.exp(row[k] - m) }
+                if self == .softmax {
+                    for k in row.indices { row[k] = Foundation.exp(row[k] - m) / sum }
+                } else {
+                    let logSum = Foundation.log(sum)
+                    for k in row.indices { row[k] = row[k] - m - logSum }
+                }
+                start += rowLength
+            }
+        default:
+            for k in values.indices { values[k] = scalar(values[k]) }
+        }
+    }
+}
