@@ -6,7 +6,7 @@ import PackagePlugin
 struct EmbedSQLPlugin: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) async throws -> [Command] {
         let root = context.package.directoryURL
-        let inputs = try ["schema", "queries"].flatMap { folder -> [URL] in
+        let inputs = ["schema", "queries"].flatMap { folder -> [URL] in
             let dir = root.appendingPathComponent(folder)
             let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
             return names.filter { $0.hasSuffix(".sql") }.sorted().map { dir.appendingPathComponent($0) }

@@ -21,104 +21,91 @@ struct LSTMForward {
 
     /// Runs the layer on `x` [batch, time, inputDim] with `mask` [batch, time] (nil: all steps).
     func run(_ x: [Float], mask: [Bool]?, layerIndex: Int, observer: GateObserver?) throws -> Result {
-        let u = spec.units, u4 = 4 * spec.units, d = spec.inputDim
+        let u = spec.units, u4 = 4 * spec.units, d = spec.inputDim, batch = batch, time = time
         precondition(x.count == batch * time * d)
-
-        // Input projection for every (sequence, step) at once: one large matrix product.
-        var xproj = [Float](repeating: 0, count: batch * time * u4)  // [batch*time, 4u]
-        x.withUnsafeBufferPointer { xp in
-            spec.kernel.values.withUnsafeBufferPointer { kp in
-                xproj.withUnsafeMutableBufferPointer { zp in
-                    matmul(xp.baseAddress!, kp.baseAddress!, zp.baseAddress!, m: batch * time, k: d, n: u4)
-                }
-            }
-        }
-        if let bias = spec.bias {
-            xproj.withUnsafeMutableBufferPointer { zp in
-                for row in 0..<(batch * time) {
-                    let base = row * u4
-                    for k in 0..<u4 { zp[base + k] += bias[k] }
-                }
-            }
-        }
-
-        // Buffers allocated once for the whole sequence.
-        var h = [Float](repeating: 0, count: batch * u)      // [batch, units]
-        var c = [Float](repeating: 0, count: batch * u)      // [batch, units]
-        var z = [Float](repeating: 0, count: batch * u4)     // [batch, 4u]
-        var gi = [Float](repeating: 0, count: batch * u)     // [batch, units] each
-        var gf = gi, gg = gi, go = gi, actC = [Float](repeating: 0, count: u)
-        var active = [Bool](repeating: true, count: batch)
-        var sequence = spec.returnSequences ? [Float](repeating: 0, count: batch * time * u) : []
-        var last = [Float](repeating: 0, count: batch * u)
         let report = observer.map { $0.observedLayers?.contains(layerIndex) ?? true } ?? false
         let ra = spec.recurrentActivation, a = spec.activation
+        let returnSequences = spec.returnSequences, zeroOutput = spec.zeroOutputForMask
 
-        for k in 0..<time {
-            let t = spec.goBackwards ? time - 1 - k : k
-            h.withUnsafeBufferPointer { hp in
-                spec.recurrentKernel.values.withUnsafeBufferPointer { up in
-                    z.withUnsafeMutableBufferPointer { zp in
-                        matmul(hp.baseAddress!, up.baseAddress!, zp.baseAddress!, m: batch, k: u, n: u4)
+        // Buffers allocated once for the whole sequence.
+        var xproj = [Float](repeating: 0, count: batch * time * u4)  // [batch*time, 4u]
+        var state = [Float](repeating: 0, count: 2 * batch * u)      // h then c, each [batch, units]
+        var z = [Float](repeating: 0, count: batch * u4)             // [batch, 4u]
+        var gates = [Float](repeating: 0, count: 4 * batch * u)      // i, f, g, o, each [batch, units]
+        var actC = [Float](repeating: 0, count: u)                   // [units]
+        var active = [Bool](repeating: true, count: batch)
+        var sequence = [Float](repeating: 0, count: returnSequences ? batch * time * u : 0)
+        var last = [Float](repeating: 0, count: batch * u)
+
+        try x.withUnsafeBufferPointer { xp in
+        try spec.kernel.values.withUnsafeBufferPointer { kp in
+        try spec.recurrentKernel.values.withUnsafeBufferPointer { up in
+        try xproj.withUnsafeMutableBufferPointer { xz in
+        try state.withUnsafeMutableBufferPointer { st in
+        try z.withUnsafeMutableBufferPointer { zp in
+        try gates.withUnsafeMutableBufferPointer { gp in
+        try actC.withUnsafeMutableBufferPointer { ac in
+        try active.withUnsafeMutableBufferPointer { act in
+        try sequence.withUnsafeMutableBufferPointer { seq in
+        try last.withUnsafeMutableBufferPointer { lp in
+            let h = st.baseAddress!, c = h + batch * u
+            let gi = gp.baseAddress!, gf = gi + batch * u, gg = gf + batch * u, go = gg + batch * u
+
+            // Input projection for every (sequence, step) at once: one large matrix product.
+            matmul(xp.baseAddress!, kp.baseAddress!, xz.baseAddress!, m: batch * time, k: d, n: u4)
+            if let bias = spec.bias {
+                for row in 0..<(batch * time) {
+                    let r = xz.baseAddress! + row * u4
+                    for k in 0..<u4 { r[k] += bias[k] }
+                }
+            }
+
+            for k in 0..<time {
+                let t = spec.goBackwards ? time - 1 - k : k
+                matmul(h, up.baseAddress!, zp.baseAddress!, m: batch, k: u, n: u4)  // z = h @ U
+                for b in 0..<batch {
+                    act[b] = mask?[b * time + t] ?? true
+                    guard act[b] else { continue }
+                    let zr = zp.baseAddress! + b * u4, xr = xz.baseAddress! + (b * time + t) * u4
+                    for j in 0..<u4 { zr[j] += xr[j] }
+                    ra.apply(UnsafeMutableBufferPointer(start: zr, count: 2 * u), rowLength: u)       // i, f
+                    a.apply(UnsafeMutableBufferPointer(start: zr + 2 * u, count: u), rowLength: u)    // g
+                    ra.apply(UnsafeMutableBufferPointer(start: zr + 3 * u, count: u), rowLength: u)   // o
+                    let s = b * u
+                    for j in 0..<u {
+                        let iv = zr[j], fv = zr[u + j], gv = zr[2 * u + j]
+                        gi[s + j] = iv
+                        gf[s + j] = fv
+                        gg[s + j] = gv
+                        go[s + j] = zr[3 * u + j]
+                        c[s + j] = fv * c[s + j] + iv * gv
+                        ac[j] = c[s + j]
+                    }
+                    a.apply(ac, rowLength: u)
+                    for j in 0..<u { h[s + j] = go[s + j] * ac[j] }
+                }
+                // Output of this step, in processing order.
+                for b in 0..<batch {
+                    let useZero = !act[b] && zeroOutput
+                    let s = b * u
+                    if returnSequences {
+                        let o = (b * time + k) * u
+                        for j in 0..<u { seq[o + j] = useZero ? 0 : h[s + j] }
+                    }
+                    if k == time - 1 {
+                        for j in 0..<u { lp[s + j] = useZero ? 0 : h[s + j] }
                     }
                 }
-            }
-            for b in 0..<batch {
-                active[b] = mask?[b * time + t] ?? true
-                guard active[b] else { continue }
-                let zb = b * u4, xb = (b * time + t) * u4, sb = b * u
-                xproj.withUnsafeBufferPointer { xp in
-                    z.withUnsafeMutableBufferPointer { zp in
-                        for j in 0..<u4 { zp[zb + j] += xp[xb + j] }
-                        ra.apply(UnsafeMutableBufferPointer(rebasing: zp[zb..<zb + 2 * u]), rowLength: u)  // i, f
-                        a.apply(UnsafeMutableBufferPointer(rebasing: zp[(zb + 2 * u)..<(zb + 3 * u)]), rowLength: u)  // g
-                        ra.apply(UnsafeMutableBufferPointer(rebasing: zp[(zb + 3 * u)..<(zb + u4)]), rowLength: u)  // o
-                    }
-                }
-                for j in 0..<u {
-                    let iv = z[zb + j], fv = z[zb + u + j], gv = z[zb + 2 * u + j]
-                    gi[sb + j] = iv
-                    gf[sb + j] = fv
-                    gg[sb + j] = gv
-                    go[sb + j] = z[zb + 3 * u + j]
-                    c[sb + j] = fv * c[sb + j] + iv * gv
-                    actC[j] = c[sb + j]
-                }
-                actC.withUnsafeMutableBufferPointer { a.apply($0, rowLength: u) }
-                for j in 0..<u { h[sb + j] = go[sb + j] * actC[j] }
-            }
-            // Output of this step, in processing order.
-            for b in 0..<batch {
-                let useZero = !active[b] && spec.zeroOutputForMask
-                let sb = b * u
-                if spec.returnSequences {
-                    let ob = (b * time + k) * u
-                    for j in 0..<u { sequence[ob + j] = useZero ? 0 : h[sb + j] }
-                }
-                if k == time - 1 {
-                    for j in 0..<u { last[sb + j] = useZero ? 0 : h[sb + j] }
+                if report, let observer, act.contains(true) {
+                    let n = batch * u
+                    try observer.observe(GateStep(
+                        layer: layerIndex, step: t, batchSize: batch, units: u, active: UnsafeBufferPointer(act),
+                        i: UnsafeBufferPointer(start: gi, count: n), f: UnsafeBufferPointer(start: gf, count: n),
+                        g: UnsafeBufferPointer(start: gg, count: n), o: UnsafeBufferPointer(start: go, count: n),
+                        c: UnsafeBufferPointer(start: c, count: n), h: UnsafeBufferPointer(start: h, count: n)))
                 }
             }
-            if report, let observer, active.contains(true) {
-                try active.withUnsafeBufferPointer { ap in
-                    try gi.withUnsafeBufferPointer { ip in
-                        try gf.withUnsafeBufferPointer { fp in
-                            try gg.withUnsafeBufferPointer { gp in
-                                try go.withUnsafeBufferPointer { op in
-                                    try c.withUnsafeBufferPointer { cp in
-                                        try h.withUnsafeBufferPointer { hp in
-                                            try observer.observe(GateStep(
-                                                layer: layerIndex, step: t, batchSize: batch, units: u, active: ap,
-                                                i: ip, f: fp, g: gp, o: op, c: cp, h: hp))
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        }}}}}}}}}}}
         return Result(sequence: sequence, last: last)
     }
 }

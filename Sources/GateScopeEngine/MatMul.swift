@@ -9,6 +9,11 @@ func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMut
         if !accumulate { c.update(repeating: 0, count: m * n) }
         return
     }
+    if m == 1 {
+        // A vector times a matrix: gemv reads B once, where gemm would first copy (pack) all of it.
+        cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(n), 1, b, Int32(n), a, 1, accumulate ? 1 : 0, c, 1)
+        return
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
                 1, a, Int32(k), b, Int32(n), accumulate ? 1 : 0, c, Int32(n))
 }

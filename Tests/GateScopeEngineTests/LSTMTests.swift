@@ -1,0 +1,167 @@
+import Testing
+@testable import GateScopeEngine
+
+private func featureModel(_ layers: [Layer], featureDim: Int) throws -> Model {
+    try Model(name: "m", format: "test", kerasVersion: "3.0.0",
+              layers: [Layer(name: "in", className: "InputLayer", kind: .input(featureDim: featureDim))] + layers)
+}
+
+/// Two steps of a 1-unit LSTM, checked against a float64 hand computation.
+@Test func singleUnitMatchesHandComputation() throws {
+    let spec = try LSTMSpec(
+        name: "l", units: 1, inputDim: 2, activation: .tanh, recurrentActivation: .sigmoid,
+        goBackwards: false, returnSequences: true, zeroOutputForMask: false,
+        kernel: Matrix(rows: 2, cols: 4, values: [0.5, -0.3, 0.8, 0.1, 0.2, 0.4, -0.6, 0.7]),
+        recurrentKernel: Matrix(rows: 1, cols: 4, values: [0.3, -0.2, 0.5, 0.9]),
+        bias: [0.1, 1.0, -0.1, 0.0])
+    let model = try featureModel([Layer(name: "l", className: "LSTM", kind: .lstm(spec))], featureDim: 2)
+    let cap = Capture()
+    let out = try model.forward(SequenceBatch(features: [1, 2, -0.5, 0.25], batchSize: 1, time: 2, featureDim: 2), observer: cap)
+    let want: [[Float]] = [
+        [0.7310585786, 0.8175744762, -0.4621171573, 0.8175744762, -0.3378347121, -0.2661556043],
+        [0.4551591288, 0.7863782732, -0.6544697369, 0.4713962543, -0.5635537528, -0.2406993628],
+    ]
+    for t in 0..<2 {
+        let got = cap.gates[.init(layer: 0, step: t, seq: 0)]!.map { $0[0] }
+        #expect(maxDiff(got, want[t]) < 1e-6, "step \(t): \(got)")
+    }
+    #expect(out.shape == [1, 2, 1])
+    #expect(maxDiff(out.values, [-0.2661556043, -0.2406993628]) < 1e-6)
+}
+
+/// A masked step is skipped: same gates as the sequence with that step removed, and not reported.
+@Test func maskedStepCarriesState() throws {
+    let spec = try lstmSpec("l", units: 3, inputDim: 2, seed: 1)
+    let model = try featureModel([
+        Layer(name: "mask", className: "Masking", kind: .masking(maskValue: 0)),
+        Layer(name: "l", className: "LSTM", kind: .lstm(spec)),
+    ], featureDim: 2)
+    let withGap: [Float] = [0.5, -1, 0, 0, 0.3, 0.9]
+    let noGap: [Float] = [0.5, -1, 0.3, 0.9]
+    let a = Capture(), b = Capture()
+    let outA = try model.forward(SequenceBatch(features: withGap, batchSize: 1, time: 3, featureDim: 2), observer: a)
+    _ = try model.forward(SequenceBatch(features: noGap, batchSize: 1, time: 2, featureDim: 2), observer: b)
+    #expect(a.gates[.init(layer: 0, step: 1, seq: 0)] == nil)
+    #expect(a.gates.count == 2)
+    let last = a.gates[.init(layer: 0, step: 2, seq: 0)]!, lastB = b.gates[.init(layer: 0, step: 1, seq: 0)]!
+    for q in 0..<6 { #expect(maxDiff(last[q], lastB[q]) < 1e-6) }
+    // Output at the masked step repeats the previous output (zero_output_for_mask = false).
+    #expect(Array(outA.values[3..<6]) == Array(outA.values[0..<3]))
+}
+
+/// go_backwards reports input positions right to left and equals a forward pass over the reversed input.
+@Test func goBackwardsReportsInputPositions() throws {
+    let back = try lstmSpec("b", units: 4, inputDim: 3, seed: 7, goBackwards: true)
+    var fwd = back
+    fwd.goBackwards = false
+    var r = Lcg(state: 3)
+    let x = r.array(5 * 3)
+    var reversed: [Float] = []
+    for t in (0..<5).reversed() { reversed += x[(t * 3)..<(t * 3 + 3)] }
+    let cb = Capture(), cf = Capture()
+    let outB = try featureModel([Layer(name: "b", className: "LSTM", kind: .lstm(back))], featureDim: 3)
+        .forward(SequenceBatch(features: x, batchSize: 1, time: 5, featureDim: 3), observer: cb)
+    let outF = try featureModel([Layer(name: "b", className: "LSTM", kind: .lstm(fwd))], featureDim: 3)
+        .forward(SequenceBatch(features: reversed, batchSize: 1, time: 5, featureDim: 3), observer: cf)
+    #expect(cb.order.map(\.step) == [4, 3, 2, 1, 0])
+    for t in 0..<5 {
+        let gb = cb.gates[.init(layer: 0, step: t, seq: 0)]!, gf = cf.gates[.init(layer: 0, step: 4 - t, seq: 0)]!
+        for q in 0..<6 { #expect(maxDiff(gb[q], gf[q]) < 1e-6) }
+    }
+    // Keras returns a go_backwards sequence in processing order.
+    #expect(maxDiff(outB.values, outF.values) < 1e-6)
+}
+
+/// Batching and per-sequence lengths change nothing: each sequence matches a run on its own.
+@Test func batchWithLengthsEqualsSeparateRuns() throws {
+    let spec = try lstmSpec("l", units: 5, inputDim: 2, seed: 11, goBackwards: true)
+    let model = try featureModel([Layer(name: "l", className: "LSTM", kind: .lstm(spec))], featureDim: 2)
+    var r = Lcg(state: 5)
+    let lengths = [4, 2, 3]
+    let seqs = lengths.map { r.array($0 * 2) }
+    var padded: [Float] = []
+    for s in seqs { padded += s + [Float](repeating: 9, count: (4 * 2) - s.count) }  // padding must never be read
+    let batched = Capture()
+    _ = try model.forward(SequenceBatch(features: padded, batchSize: 3, time: 4, featureDim: 2, lengths: lengths), observer: batched)
+    #expect(batched.gates.count == lengths.reduce(0, +))
+    for (b, s) in seqs.enumerated() {
+        let alone = Capture()
+        _ = try model.forward(SequenceBatch(features: s, batchSize: 1, time: lengths[b], featureDim: 2), observer: alone)
+        for t in 0..<lengths[b] {
+            let g1 = batched.gates[.init(layer: 0, step: t, seq: b)]!, g2 = alone.gates[.init(layer: 0, step: t, seq: 0)]!
+            for q in 0..<6 { #expect(maxDiff(g1[q], g2[q]) < 1e-6, "seq \(b) step \(t) gate \(q)") }
+        }
+    }
+}
+
+/// Bidirectional merges the forward output with the time-flipped backward output.
+@Test(arguments: [MergeMode.concat, .sum, .ave, .mul])
+func bidirectionalMerge(_ merge: MergeMode) throws {
+    let f = try lstmSpec("bi", units: 3, inputDim: 2, seed: 21, zeroOutputForMask: true)
+    let b = try lstmSpec("bi", units: 3, inputDim: 2, seed: 22, goBackwards: true, zeroOutputForMask: true)
+    var r = Lcg(state: 9)
+    let x = r.array(4 * 2)
+    let batch = SequenceBatch(features: x, batchSize: 1, time: 4, featureDim: 2)
+    let bi = try featureModel([Layer(name: "bi", className: "Bidirectional", kind: .bidirectional(forward: f, backward: b, merge: merge))], featureDim: 2)
+    let cap = Capture()
+    let out = try bi.forward(batch, observer: cap)
+    let yf = try featureModel([Layer(name: "f", className: "LSTM", kind: .lstm(f))], featureDim: 2).forward(batch).values
+    let yb = try featureModel([Layer(name: "b", className: "LSTM", kind: .lstm(b))], featureDim: 2).forward(batch).values
+    let u = 3
+    var want: [Float] = []
+    for t in 0..<4 {
+        let a = Array(yf[(t * u)..<(t * u + u)]), c = Array(yb[((3 - t) * u)..<((3 - t) * u + u)])
+        switch merge {
+        case .concat: want += a + c
+        case .sum: want += zip(a, c).map { $0 + $1 }
+        case .ave: want += zip(a, c).map { ($0 + $1) / 2 }
+        case .mul: want += zip(a, c).map { $0 * $1 }
+        }
+    }
+    #expect(maxDiff(out.values, want) < 1e-6)
+    #expect(bi.recurrentLayers.map(\.direction) == [.fwd, .bwd])
+    #expect(Set(cap.gates.keys.map(\.layer)) == [0, 1])
+}
+
+/// Embedding with mask_zero masks id 0; Dense applies to the last axis; softmax rows sum to 1.
+@Test func embeddingDenseSoftmax() throws {
+    var r = Lcg(state: 4)
+    let emb = Matrix(rows: 6, cols: 3, values: r.array(18))
+    let spec = try lstmSpec("l", units: 4, inputDim: 3, seed: 2)
+    let dense = Matrix(rows: 4, cols: 6, values: r.array(24))
+    let model = try Model(name: "m", format: "test", kerasVersion: "3.0.0", layers: [
+        Layer(name: "in", className: "InputLayer", kind: .input(featureDim: nil)),
+        Layer(name: "e", className: "Embedding", kind: .embedding(embeddings: emb, maskZero: true)),
+        Layer(name: "l", className: "LSTM", kind: .lstm(spec)),
+        Layer(name: "d", className: "Dense", kind: .dense(kernel: dense, bias: r.array(6), activation: .softmax)),
+    ])
+    let cap = Capture()
+    let out = try model.forward(SequenceBatch(tokens: [3, 1, 0, 5, 0, 2], batchSize: 2, time: 3), observer: cap)
+    #expect(out.shape == [2, 3, 6])
+    #expect(Set(cap.gates.keys) == [.init(layer: 0, step: 0, seq: 0), .init(layer: 0, step: 1, seq: 0),
+                                    .init(layer: 0, step: 0, seq: 1), .init(layer: 0, step: 2, seq: 1)])
+    for row in 0..<6 {
+        let s = out.values[(row * 6)..<(row * 6 + 6)].reduce(0, +)
+        #expect(abs(s - 1) < 1e-5)
+    }
+    #expect(throws: EngineError.self) {
+        try model.forward(SequenceBatch(tokens: [6, 1, 0], batchSize: 1, time: 3))
+    }
+}
+
+@Test func wrongShapesAreRefused() throws {
+    #expect(throws: EngineError.weightShape(layer: "l", weight: "kernel", expected: [3, 8], got: [3, 4])) {
+        try LSTMSpec(name: "l", units: 2, inputDim: 3, activation: .tanh, recurrentActivation: .sigmoid,
+                     goBackwards: false, returnSequences: true, zeroOutputForMask: false,
+                     kernel: Matrix(rows: 3, cols: 4, values: .init(repeating: 0, count: 12)),
+                     recurrentKernel: Matrix(rows: 2, cols: 8, values: .init(repeating: 0, count: 16)), bias: nil)
+    }
+    let last = try lstmSpec("a", units: 2, inputDim: 3, seed: 1, returnSequences: false)
+    let next = try lstmSpec("b", units: 2, inputDim: 2, seed: 1)
+    #expect(throws: EngineError.self) {
+        try featureModel([Layer(name: "a", className: "LSTM", kind: .lstm(last)),
+                          Layer(name: "b", className: "LSTM", kind: .lstm(next))], featureDim: 3)
+    }
+    let m = try featureModel([Layer(name: "a", className: "LSTM", kind: .lstm(last))], featureDim: 3)
+    #expect(throws: EngineError.self) { try m.forward(SequenceBatch(features: [1, 2], batchSize: 1, time: 1, featureDim: 2)) }
+}
