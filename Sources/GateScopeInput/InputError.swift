@@ -1,0 +1,56 @@
+import Foundation
+
+/// An input file could not be read or holds invalid data; `description` is one line with the context.
+public struct InputError: Error, CustomStringConvertible, LocalizedError, Equatable, Sendable {
+    /// The file as the user named it (nil for in-memory data).
+    public var file: String?
+    /// 1-based line number in a text input (.jsonl, .csv, .txt).
+    public var line: Int?
+    /// 0-based sequence index in input order.
+    public var sequence: Int?
+    /// 0-based step (position in the sequence).
+    public var step: Int?
+    /// What is wrong, without the context above.
+    public var message: String
+
+    /// Creates an error; context fields are optional.
+    public init(file: String? = nil, line: Int? = nil, sequence: Int? = nil, step: Int? = nil, _ message: String) {
+        self.file = file
+        self.line = line
+        self.sequence = sequence
+        self.step = step
+        self.message = message
+    }
+
+    /// e.g. `data.jsonl: line 4 (sequence 3), step 7: NaN in feature 2`.
+    public var description: String {
+        var parts: [String] = []
+        if let file { parts.append(file) }
+        var location = ""
+        if let line {
+            location = "line \(line)"
+            if let sequence { location += " (sequence \(sequence))" }
+        } else if let sequence {
+            location = "sequence \(sequence)"
+        }
+        if let step { location += location.isEmpty ? "step \(step)" : ", step \(step)" }
+        if !location.isEmpty { parts.append(location) }
+        parts.append(message)
+        return parts.joined(separator: ": ")
+    }
+
+    public var errorDescription: String? { description }
+
+    /// The same error with the file filled in when it was not known where it was thrown.
+    func inFile(_ path: String?) -> InputError {
+        var copy = self
+        if copy.file == nil { copy.file = path }
+        return copy
+    }
+}
+
+/// Runs `body`, attaching `file` to any `InputError` thrown without one.
+@inline(__always)
+func withFile<T>(_ file: String?, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as InputError { throw e.inFile(file) }
+}
