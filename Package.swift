@@ -51,13 +51,16 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Engine throughput benchmark (scripts/bench_engine.sh); prints figures, not a test.
+        .executableTarget(name: "GateScopeBench", dependencies: ["GateScopeEngine", "GateScopeKeras", "GateScopeInput"]),
+
         // Build-time embedding of schema/*.sql and queries/*.sql into GateScopeStore, so the
         // binary finds them wherever it is run from.
         .executableTarget(name: "EmbedSQL", path: "Sources/EmbedSQL"),
         .plugin(name: "EmbedSQLPlugin", capability: .buildTool(), dependencies: ["EmbedSQL"]),
 
         .testTarget(name: "GateScopeEngineTests", dependencies: ["GateScopeEngine"]),
-        .testTarget(name: "GateScopeKerasTests", dependencies: ["GateScopeKeras", "GateScopeEngine"],
+        .testTarget(name: "GateScopeKerasTests", dependencies: ["GateScopeKeras", "GateScopeEngine", "GateScopeInput"],
                     path: "Tests/GateScopeKerasTests"),
         .testTarget(name: "GateScopeInputTests", dependencies: ["GateScopeInput"]),
         .testTarget(name: "GateScopeStoreTests", dependencies: ["GateScopeStore", "GateScopeKeras", "GateScopeInput"]),

@@ -1,0 +1,167 @@
+import CSQLite
+import Foundation
+
+// Read-only queries that collect what `gatescope plot` draws. The rendering lives in
+// GateScopePlot, which knows nothing about SQLite; these return plain values the CLI maps over.
+
+/// Data for the plots: per-unit saturation, heatmap matrices and single-unit series.
+public enum PlotData {
+    /// One recorded sequence of a run.
+    public struct SequenceRef: Equatable, Sendable {
+        public var seqID: Int64
+        /// Steps in the input (masked ones included).
+        public var length: Int
+        /// The input file's id for the sequence, if any.
+        public var sourceID: String?
+
+        /// "sequence 3" or "sequence 3 ('abc')" for titles.
+        public var label: String { "sequence \(seqID)" + (sourceID.map { " (‘\($0)’)" } ?? "") }
+    }
+
+    /// Saturation fractions of one unit for the gates asked for.
+    public struct UnitSaturation: Equatable, Sendable {
+        public var layerID: Int64
+        public var unit: Int
+        /// Number of recorded steps of the unit.
+        public var n: Int64
+        /// Fraction of steps below `low` (sigmoid gates) or below `-high` (g, h), per gate.
+        public var left: [Gate: Double]
+        /// Fraction of steps above `high`, per gate.
+        public var right: [Gate: Double]
+    }
+
+    /// Gate values of a units × steps window of one layer over one sequence.
+    public struct Window: Equatable, Sendable {
+        /// Unit numbers (rows), in ascending order.
+        public var units: [Int]
+        /// Step numbers (columns), consecutive.
+        public var steps: [Int]
+        /// `values[gate][u][s]`; nil where the step has no row (masked).
+        public var values: [Gate: [[Double?]]]
+        /// Token text per step, or nil when the run has no tokens for this sequence. A token id
+        /// without vocabulary text is given as "#id".
+        public var tokens: [String?]?
+    }
+
+    /// Per-unit saturation of run `run` (default: the latest complete run) for the layers matching
+    /// `layers` (all when empty), as `stats` computes it (issue 4 definitions, exact for any
+    /// thresholds: i, f, o left < low, right > high; g, h left < -high, right > high). Units
+    /// without recorded steps are left out. Returns the run and the layers in layer_id order too.
+    public static func saturation(_ db: Database, run: Int64?, layers: [LayerFilter] = [], low: Double = 0.1,
+                                  high: Double = 0.9, gates: [Gate] = [.i, .f, .o])
+        throws -> (run: RunInfo, layers: [LayerInfo], units: [UnitSaturation]) {
+        if gates.contains(.c) {
+            throw DatabaseError(code: SQLITE_MISUSE, message: "the cell state c has no saturation (no fixed range): use i, f, o, g or h")
+        }
+        var options = Stats.Options()
+        options.run = run
+        options.layers = layers
+        options.gates = gates
+        options.low = low
+        options.high = high
+        let result = try Stats.compute(db, options: options)
+        var units: [UnitSaturation] = []
+        var index: [UnitKey: Int] = [:]
+        var layerList: [LayerInfo] = []
+        for row in result.rows {
+            if !layerList.contains(where: { $0.layerID == row.layer.layerID }) { layerList.append(row.layer) }
+            guard row.n > 0, let left = row.left, let right = row.right else { continue }
+            let key = UnitKey(layerID: Int(row.layer.layerID), unit: row.unit)
+            if index[key] == nil {
+                index[key] = units.count
+                units.append(UnitSaturation(layerID: row.layer.layerID, unit: row.unit, n: row.n, left: [:], right: [:]))
+            }
+            units[index[key]!].left[row.gate] = left
+            units[index[key]!].right[row.gate] = right
+        }
+        units.sort { ($0.layerID, $0.unit) < ($1.layerID, $1.unit) }
+        return (result.run, layerList.sorted { $0.layerID < $1.layerID }, units)
+    }
+
+    /// The sequence named by `text`: a seq_id, or else a source id from the input file.
+    public static func sequence(_ db: Database, run: Int64, _ text: String) throws -> SequenceRef {
+        func read(_ rows: ResultSet) throws -> SequenceRef? {
+            guard let row = try rows.nextRow() else { return nil }
+            return SequenceRef(seqID: row[0].int64Value ?? 0, length: Int(row[1].int64Value ?? 0), sourceID: row[2].stringValue)
+        }
+        if let id = Int64(text), let found = try read(db.query(
+            "SELECT seq_id, length, source_id FROM sequences WHERE run_id = ? AND seq_id = ?", [run, id])) {
+            return found
+        }
+        if let found = try read(db.query(
+            "SELECT seq_id, length, source_id FROM sequences WHERE run_id = ? AND source_id = ? ORDER BY seq_id LIMIT 1", [run, text])) {
+            return found
+        }
+        let range = try db.query("SELECT min(seq_id), max(seq_id), count(*) FROM sequences WHERE run_id = ?", [run]).nextRow()
+        let known: String
+        if let range, let count = range[2].int64Value, count > 0 {
+            known = "its sequences are \(range[0])-\(range[1])"
+        } else {
+            known = "it has no recorded sequences"
+        }
+        throw DatabaseError(code: SQLITE_NOTFOUND, message: "run \(run) has no sequence '\(text)' (\(known); a source id works too)")
+    }
+
+    /// Steps `steps` (default: the whole sequence) clamped to the sequence, with a clear error
+    /// when the range lies outside it.
+    public static func stepRange(_ seq: SequenceRef, requested: ClosedRange<Int>?) throws -> ClosedRange<Int> {
+        guard seq.length > 0 else {
+            throw DatabaseError(code: SQLITE_NOTFOUND, message: "\(seq.label) is empty (length 0)")
+        }
+        let all = 0...(seq.length - 1)
+        guard let requested else { return all }
+        guard requested.lowerBound < seq.length else {
+            throw DatabaseError(code: SQLITE_NOTFOUND,
+                                message: "steps \(requested.lowerBound)-\(requested.upperBound) are past the end of \(seq.label) (steps 0-\(seq.length - 1))")
+        }
+        return requested.clamped(to: all)
+    }
+
+    /// Gate values of `units` (default all of the layer) over `steps` of one sequence, with tokens.
+    /// Only the gates in `gates` are filled in `Window.values`.
+    public static func window(_ db: Database, run: Int64, seq: SequenceRef, layer: LayerInfo, units: [Int]? = nil,
+                              steps: ClosedRange<Int>, gates: [Gate] = Gate.allCases) throws -> Window {
+        let unitList = units ?? Array(0..<layer.units)
+        if let bad = unitList.first(where: { $0 < 0 || $0 >= layer.units }) {
+            throw DatabaseError(code: SQLITE_NOTFOUND,
+                                message: "layer '\(layer.label)' has no unit \(bad) (units 0-\(layer.units - 1))")
+        }
+        let row = Dictionary(unitList.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        let stepList = Array(steps)
+        let empty = [[Double?]](repeating: [Double?](repeating: nil, count: stepList.count), count: unitList.count)
+        var values = Dictionary(uniqueKeysWithValues: gates.map { ($0, empty) })
+        // All six columns are read and picked by index, so no column name is ever put into SQL.
+        // A single unit uses `unit = ?` (cheap); otherwise every unit of the step range is read.
+        let single = unitList.count == 1 ? unitList[0] : nil
+        let rows = try db.query("""
+            SELECT step, unit, i, f, g, o, c, h FROM gates
+            WHERE run_id = :run AND seq_id = :seq AND layer_id = :layer AND step BETWEEN :from AND :to
+              AND (:unit IS NULL OR unit = :unit)
+            """, named: [":run": run, ":seq": seq.seqID, ":layer": layer.layerID, ":from": steps.lowerBound,
+                         ":to": steps.upperBound, ":unit": single.map { SQLiteValue.integer(Int64($0)) } ?? .null])
+        let st = rows.statement
+        while try st.step() {
+            guard let u = row[st.int(at: 1)] else { continue }
+            let s = st.int(at: 0) - steps.lowerBound
+            for gate in gates { values[gate]![u][s] = st.double(at: 2 + gate.column) }
+        }
+        return Window(units: unitList, steps: stepList, values: values,
+                      tokens: try tokens(db, run: run, seq: seq.seqID, steps: steps))
+    }
+
+    /// Token text per step of `steps`, or nil when the sequence has no token rows.
+    public static func tokens(_ db: Database, run: Int64, seq: Int64, steps: ClosedRange<Int>) throws -> [String?]? {
+        let rows = try db.query("""
+            SELECT step, token_id, token FROM tokens
+            WHERE run_id = ? AND seq_id = ? AND step BETWEEN ? AND ?
+            """, [run, seq, steps.lowerBound, steps.upperBound])
+        var out = [String?](repeating: nil, count: steps.count)
+        var any = false
+        let st = rows.statement
+        while try st.step() {
+            any = true
+            out[st.int(at: 0) - steps.lowerBound] = st.string(at: 2) ?? "#\(st.int64(at: 1))"
+        }
+        return any ? out : nil
+    }
+}

@@ -1,0 +1,309 @@
+import CSQLite
+import Foundation
+import GateScopeEngine
+import GateScopeInput
+
+/// Options of one recording (`gatescope record`); stored as JSON in `runs.params`.
+public struct RecordOptions: Sendable, Equatable {
+    /// Run label (`--name`).
+    public var name: String?
+    /// Vocabulary file for text inputs and token texts (`--vocab`).
+    public var vocabPath: String?
+    /// Id for characters missing from the vocabulary (`--unknown`); nil makes them an error.
+    public var unknownID: Int32?
+    /// Recurrent layers to store, by Keras name (`name`, `name:fwd`, `name:bwd`); nil for all.
+    public var layers: [String]?
+    /// Sequences per engine batch (`--batch-size`); a batch is smaller when its gate buffer
+    /// would exceed `bufferBudgetBytes`.
+    public var batchSize: Int = 64
+    /// The first batch holds at most this many sequences and each next one twice as many, up to
+    /// `batchSize`, so rows start flowing into SQLite at once instead of after a whole batch
+    /// (0: every batch is `batchSize`).
+    public var batchRampStart: Int = 4
+    /// Upper bound of one batch's gate buffer (the recorder keeps two).
+    public var bufferBudgetBytes: Int = 16 << 20
+    /// A transaction is committed after the first whole sequence that brings it to this many rows
+    /// (and at the end of every batch).
+    public var commitRows: Int = 50_000
+    /// Continue this run instead of starting a new one (`--resume`). Its stored options are used.
+    public var resumeRunID: Int64?
+    /// The version written to `runs.tool_version`.
+    public var toolVersion: String = "0.1.0"
+    /// Test hook: behave as if interrupted after this many batches were committed.
+    public var stopAfterBatches: Int?
+
+    /// Default options.
+    public init() {}
+
+    /// The options that shape the recorded rows, as stored in `runs.params`.
+    var paramsJSON: String {
+        var object: [String: Any] = [
+            "batch_size": batchSize,
+            "batch_ramp_start": batchRampStart,
+            "buffer_budget_bytes": bufferBudgetBytes,
+            "commit_rows": commitRows,
+        ]
+        object["name"] = name ?? NSNull()
+        object["vocab"] = vocabPath ?? NSNull()
+        object["unknown_id"] = unknownID.map { Int($0) } ?? NSNull()
+        object["layers"] = layers ?? NSNull()
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Reads the options stored by `paramsJSON` (for `--resume`).
+    static func fromParams(_ json: String) throws -> RecordOptions {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+            throw DatabaseError(code: SQLITE_CORRUPT, message: "runs.params is not a JSON object: \(json)")
+        }
+        var o = RecordOptions()
+        o.name = object["name"] as? String
+        o.vocabPath = object["vocab"] as? String
+        o.unknownID = (object["unknown_id"] as? NSNumber).map { Int32(truncating: $0) }
+        o.layers = object["layers"] as? [String]
+        if let b = (object["batch_size"] as? NSNumber)?.intValue { o.batchSize = b }
+        o.batchRampStart = (object["batch_ramp_start"] as? NSNumber)?.intValue ?? 0
+        if let b = (object["buffer_budget_bytes"] as? NSNumber)?.intValue { o.bufferBudgetBytes = b }
+        if let c = (object["commit_rows"] as? NSNumber)?.intValue { o.commitRows = c }
+        return o
+    }
+}
+
+/// How far a recording is, reported after each commit.
+public struct RecordProgress: Sendable {
+    /// Sequences committed (including those of earlier invocations of a resumed run).
+    public var sequencesDone: Int
+    /// Sequences in the input.
+    public var sequencesTotal: Int
+    /// `gates` rows written by this invocation.
+    public var rowsWritten: Int64
+    /// Seconds since this invocation started writing.
+    public var elapsed: Double
+
+    /// Rows per second of this invocation.
+    public var rowsPerSecond: Double { elapsed > 0 ? Double(rowsWritten) / elapsed : 0 }
+    /// Estimated seconds left, from this invocation's pace (nil before anything is done).
+    public var etaSeconds: Double? {
+        guard elapsed > 0, sequencesDone > startSequences else { return nil }
+        let rate = Double(sequencesDone - startSequences) / elapsed
+        return Double(sequencesTotal - sequencesDone) / rate
+    }
+    /// Sequences already committed when this invocation started.
+    public var startSequences: Int
+}
+
+/// What a recording ended with.
+public struct RecordResult: Sendable, Equatable {
+    /// The run written to.
+    public var runID: Int64
+    /// True when the run is `complete`; false when it stopped early (Ctrl-C) and is resumable.
+    public var completed: Bool
+    /// Sequences committed in total.
+    public var sequencesDone: Int
+    /// Sequences in the input.
+    public var sequencesTotal: Int
+    /// `gates` rows written by this invocation.
+    public var rowsWritten: Int64
+}
+
+/// A flag another thread (e.g. a SIGINT handler) sets to stop a recording at the next batch boundary.
+public final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var requested = false
+    private var sources: [DispatchSourceSignal] = []
+
+    /// A flag that is not set.
+    public init() {}
+
+    /// Asks the recording to stop.
+    public func request() { lock.lock(); requested = true; lock.unlock() }
+    /// True once `request()` was called.
+    public var isRequested: Bool { lock.lock(); defer { lock.unlock() }; return requested }
+
+    /// Sets the flag on SIGINT (Ctrl-C) and SIGTERM instead of letting them kill the process;
+    /// `onSignal` runs (off the main thread) when one arrives.
+    public func trapInterrupts(onSignal: @escaping @Sendable (Int32) -> Void = { _ in }) {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in
+                self?.request()
+                onSignal(sig)
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}
+
+/// Records gate values of a model over an input file into a GateScope database.
+public enum Recorder {
+    /// Records `inputPath` through `model` into `databasePath` (created if missing) and returns the run.
+    ///
+    /// The whole input is validated first (NaN/inf, feature count, token range): a bad input
+    /// writes nothing. Rows are committed in whole sequences; on a thrown error the run becomes
+    /// `failed`; when `stop` is set the run stays `running` and `--resume` continues it.
+    public static func record(model: Model, modelPath: String, inputPath: String, databasePath: String,
+                              options: RecordOptions = RecordOptions(), stop: StopFlag? = nil,
+                              progress: ((RecordProgress) -> Void)? = nil) throws -> RecordResult {
+        try record(model: model, modelPath: modelPath, inputPath: inputPath, databasePath: databasePath,
+                   options: options, stop: stop, progress: progress, openInput: nil)
+    }
+
+    /// The same, reading sequences from `openInput` (called once per pass) instead of the file's reader.
+    static func record(model: Model, modelPath: String, inputPath: String, databasePath: String,
+                       options requested: RecordOptions, stop: StopFlag?, progress: ((RecordProgress) -> Void)?,
+                       openInput: ((Vocab?, Int32?) throws -> any SequenceReader)?) throws -> RecordResult {
+        guard !model.recurrentLayers.isEmpty else {
+            throw DatabaseError(code: SQLITE_MISUSE, message: "model '\(model.name)' has no LSTM layer to record")
+        }
+        let modelSHA = try SHA256.hex(fileAt: modelPath)
+        let inputSHA = try SHA256.hex(fileAt: inputPath)
+
+        // Resuming reuses the run's stored options; read them before anything else.
+        var options = requested
+        var resumeRow: ResumeInfo? = nil
+        if let runID = requested.resumeRunID {
+            let db = try Database(path: databasePath, mode: .readWrite)
+            try Schema.migrate(db)
+            let info = try ResumeInfo.load(db, runID: runID)
+            if info.modelSHA256 != modelSHA {
+                throw DatabaseError(code: SQLITE_MISMATCH, message: "run \(runID) was recorded from a different model file (sha256 \(info.modelSHA256.prefix(12))..., '\(modelPath)' is \(modelSHA.prefix(12))...)")
+            }
+            if info.inputSHA256 != inputSHA {
+                throw DatabaseError(code: SQLITE_MISMATCH, message: "run \(runID) was recorded from a different input file (sha256 \(info.inputSHA256.prefix(12))..., '\(inputPath)' is \(inputSHA.prefix(12))...)")
+            }
+            var stored = try RecordOptions.fromParams(info.params)
+            stored.resumeRunID = runID
+            stored.toolVersion = requested.toolVersion
+            stored.stopAfterBatches = requested.stopAfterBatches
+            options = stored
+            resumeRow = info
+        }
+        guard options.batchSize > 0 else {
+            throw DatabaseError(code: SQLITE_MISUSE, message: "batch size must be positive, got \(options.batchSize)")
+        }
+        let observed = try resolveLayers(model: model, names: options.layers)
+        let vocab = try options.vocabPath.map { try Vocab(path: $0) }
+        let open: () throws -> any SequenceReader = {
+            if let openInput { return try openInput(vocab, options.unknownID) }
+            return try InputFormat.open(path: inputPath, vocab: vocab, unknownID: options.unknownID)
+        }
+
+        // Pass 1: validate everything before writing anything, and count.
+        let total = try validate(model: model, open: open)
+
+        let db = try Database(path: databasePath, mode: .readWriteCreate, pageSize: Recorder.pageSize)
+        try Schema.migrate(db)
+        try configureWriter(db)
+
+        let session = try Session(db: db, model: model, observed: observed, options: options, vocab: vocab,
+                                  total: total, stop: stop, progress: progress)
+        let runID: Int64
+        if let info = resumeRow {
+            runID = info.runID
+            try session.prepareResume(runID: runID)
+        } else {
+            runID = try session.createRun(modelPath: modelPath, modelSHA: modelSHA, inputPath: inputPath, inputSHA: inputSHA)
+        }
+        do {
+            return try session.run(open: open)
+        } catch {
+            session.markFailed(error)
+            throw error
+        }
+    }
+
+    /// Indices into `model.recurrentLayers` selected by `names` (`name`, `name:fwd`, `name:bwd`); all for nil.
+    public static func resolveLayers(model: Model, names: [String]?) throws -> [Int] {
+        guard let names else { return model.recurrentLayers.map(\.index) }
+        var chosen = Set<Int>()
+        for raw in names {
+            let text = raw.trimmingCharacters(in: .whitespaces)
+            var name = text, direction: Direction? = nil
+            for d in [Direction.fwd, .bwd] where text.hasSuffix(":" + d.rawValue) {
+                name = String(text.dropLast(d.rawValue.count + 1))
+                direction = d
+            }
+            let matches = model.recurrentLayers.filter { $0.name == name && (direction == nil || $0.direction == direction) }
+            guard !matches.isEmpty else {
+                let known = model.recurrentLayers.map { "\($0.name):\($0.direction.rawValue)" }.joined(separator: ", ")
+                throw DatabaseError(code: SQLITE_MISUSE, message: "no recurrent layer '\(text)' in model '\(model.name)' (layers: \(known))")
+            }
+            for m in matches { chosen.insert(m.index) }
+        }
+        guard !chosen.isEmpty else {
+            throw DatabaseError(code: SQLITE_MISUSE, message: "--layers selects no layer")
+        }
+        return chosen.sorted()
+    }
+
+    /// Reads the whole input once: every sequence must fit the model. Returns the sequence count.
+    static func validate(model: Model, open: () throws -> any SequenceReader) throws -> Int {
+        let reader = try open()
+        let wantDim = model.inputFeatureDim
+        let vocabSize = model.tokenVocabularySize
+        var count = 0
+        while let s = try reader.next() {
+            switch s.values {
+            case let .features(_, dim):
+                guard let wantDim else {
+                    throw InputError(file: reader.path, sequence: s.index, "model '\(model.name)' takes token ids, the input has float features (\(dim) per step)")
+                }
+                guard dim == wantDim else {
+                    throw InputError(file: reader.path, sequence: s.index, "model '\(model.name)' expects \(wantDim) features per step, the input has \(dim)")
+                }
+            case let .tokens(ids):
+                guard let vocabSize else {
+                    throw InputError(file: reader.path, sequence: s.index, "model '\(model.name)' takes \(wantDim ?? 0) float features per step, the input has token ids")
+                }
+                for (step, id) in ids.enumerated() where id < 0 || Int(id) >= vocabSize {
+                    throw InputError(file: reader.path, sequence: s.index, step: step, "token id \(id) is outside the model's Embedding range 0..<\(vocabSize)")
+                }
+            }
+            count += 1
+        }
+        return count
+    }
+
+    /// Page size of databases the recorder creates: larger pages mean fewer page writes per row
+    /// (measured with scripts/bench_record.sh, which gives its C yardstick the same page size).
+    public static let pageSize = 16384
+
+    /// Writer settings: see the benchmark notes in scripts/bench_record.sh.
+    static func configureWriter(_ db: Database) throws {
+        // WAL + NORMAL: a crash or kill never corrupts and loses at most uncommitted work.
+        try db.execute("PRAGMA synchronous = NORMAL")
+        // Enough cache for one commit's dirty pages, so nothing spills mid-transaction.
+        try db.execute("PRAGMA cache_size = -8192")
+        // Larger, fewer checkpoints if the background checkpointer cannot run (see Checkpointer).
+        try db.execute("PRAGMA wal_autocheckpoint = 8192")
+    }
+}
+
+/// The run row a resume continues.
+struct ResumeInfo {
+    var runID: Int64
+    var status: String
+    var modelSHA256: String
+    var inputSHA256: String
+    var params: String
+
+    static func load(_ db: Database, runID: Int64) throws -> ResumeInfo {
+        guard let row = try db.query("SELECT status, model_sha256, input_sha256, params FROM runs WHERE run_id = ?", [runID]).nextRow() else {
+            throw DatabaseError(code: SQLITE_NOTFOUND, message: "no run \(runID) in '\(db.path)' to resume")
+        }
+        let status = row[0].stringValue ?? ""
+        if status == "complete" {
+            throw DatabaseError(code: SQLITE_MISUSE, message: "run \(runID) is already complete; nothing to resume")
+        }
+        return ResumeInfo(runID: runID, status: status, modelSHA256: row[1].stringValue ?? "",
+                          inputSHA256: row[2].stringValue ?? "", params: row[3].stringValue ?? "{}")
+    }
+}
+
+func utcNow() -> String {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime]
+    return f.string(from: Date())
+}

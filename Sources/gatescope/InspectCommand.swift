@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import GateScopeKeras
+
+/// `gatescope inspect MODEL [--json]`: what GateScope sees in a Keras model file.
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Show a Keras model's format, Keras version, layers, shapes, activations and parameter counts.",
+        discussion: """
+        Loads a Keras 3 .keras file or a legacy Keras 2/3 .h5 file exactly as the other commands do, \
+        so an unsupported layer or a damaged file is reported here with the same one-line error. \
+        The format is detected from the file's content, not its extension.
+
+        Examples:
+          gatescope inspect model.keras
+          gatescope inspect legacy_model.h5 --json | jq '.layers[].class_name'
+        """
+    )
+
+    @Argument(help: "The model: a Keras 3 .keras file or a legacy .h5 file.")
+    var model: String
+
+    @Flag(help: "Print JSON for machines instead of the table.")
+    var json = false
+
+    func run() throws {
+        let summary: ModelSummary
+        do {
+            summary = try KerasModelLoader.inspect(path: model)
+        } catch {
+            FileHandle.standardError.write(Data("gatescope inspect: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+        } else {
+            print(Self.render(summary, path: model), terminator: "")
+        }
+    }
+
+    /// The human-readable table.
+    static func render(_ s: ModelSummary, path: String) -> String {
+        let format = s.format == "keras" ? "Keras 3 archive (.keras)" : "legacy HDF5 (.h5)"
+        var out = "\(path): \(format), Keras \(s.kerasVersion.isEmpty ? "version unknown" : s.kerasVersion)"
+        out += ", backend \(s.backend ?? "not recorded")\n"
+        out += "model '\(s.modelName)' (\(s.modelClass)), input \(shape(s.inputShape)) \(s.inputKind)\n\n"
+        let header = ["Layer (class)", "Output shape", "Activations", "Params", "Details"]
+        let rows: [[String]] = s.layers.map { l in
+            let acts = [l.activation, l.recurrentActivation].compactMap { $0 }.joined(separator: " / ")
+            return ["\(l.name) (\(l.className))", shape(l.outputShape), acts.isEmpty ? "-" : acts,
+                    grouped(l.parameterCount), l.details.joined(separator: " ")]
+        }
+        var widths = header.map(\.count)
+        for row in rows { for (k, cell) in row.enumerated() { widths[k] = max(widths[k], cell.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { k, cell in
+                k == 3 ? String(repeating: " ", count: widths[k] - cell.count) + cell  // numbers right-aligned
+                       : cell + String(repeating: " ", count: k == cells.count - 1 ? 0 : widths[k] - cell.count)
+            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces) + "\n"
+        }
+        out += line(header)
+        out += String(repeating: "-", count: widths.reduce(0, +) + 2 * (widths.count - 1)) + "\n"
+        for row in rows { out += line(row) }
+        out += "\nTotal params: \(grouped(s.totalParameters))\n"
+        let halves = s.recurrentLayers.map { "\($0.index) \($0.layer) \($0.direction) (\($0.units) units)" }
+        out += "Recorded LSTM halves: " + (halves.isEmpty ? "none" : halves.joined(separator: ", ")) + "\n"
+        return out
+    }
+
+    static func shape(_ dims: [Int?]) -> String {
+        "(" + dims.map { $0.map(String.init) ?? "None" }.joined(separator: ", ") + ")"
+    }
+
+    static func grouped(_ n: Int) -> String {
+        let digits = Array(String(n))
+        var out = ""
+        for (k, d) in digits.enumerated() {
+            if k > 0, (digits.count - k) % 3 == 0 { out += "," }
+            out.append(d)
+        }
+        return out
+    }
+}

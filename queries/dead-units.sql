@@ -1,0 +1,21 @@
+-- name: dead-units
+-- description: Units whose output h never leaves (-threshold, threshold): max |h| over all recorded steps below a threshold.
+-- param: run = latest      run id (default: the latest complete run)
+-- param: layer = NULL      layer name, or name:fwd / name:bwd (default: all layers)
+-- param: direction = NULL  fwd or bwd (default: both)
+-- param: threshold = 0.1   report units with max |h| < threshold
+-- columns: run_id, layer, direction, unit, n, max_abs_h, mean_h
+--
+-- Sorted by max_abs_h, smallest (deadest) first.
+SELECT l.run_id, l.name AS layer, l.direction, g.unit,
+       count(*) AS n,
+       max(abs(g.h)) AS max_abs_h,
+       avg(g.h) AS mean_h
+FROM gates AS g
+JOIN layers AS l ON l.run_id = g.run_id AND l.layer_id = g.layer_id
+WHERE g.run_id = :run
+  AND (:layer IS NULL OR l.name = :layer)
+  AND (:direction IS NULL OR l.direction = :direction)
+GROUP BY g.layer_id, g.unit
+HAVING max(abs(g.h)) < :threshold
+ORDER BY max_abs_h, g.layer_id, g.unit;
