@@ -3,8 +3,11 @@
 // values of every row.
 //
 //   cc -O2 -o bench_insert scripts/bench_insert.c -lsqlite3
-//   bench_insert DB SCHEMA.sql SEQUENCES STEPS UNITS_PER_LAYER LAYERS
+//   bench_insert DB SCHEMA.sql SEQUENCES STEPS UNITS_PER_LAYER LAYERS [PAGE_SIZE]
 //
+// PAGE_SIZE (default SQLite's 4096) lets the yardstick use the page size the recorder gives the
+// databases it creates, so both write the same table layout; other settings are SQLite defaults
+// plus WAL and synchronous=NORMAL.
 // Rows = SEQUENCES * LAYERS * STEPS * UNITS, inserted in primary-key order (seq, layer, step,
 // unit) like the recorder. Prints "rows N seconds S rows_per_s R" (open + insert + commit + close).
 #include <sqlite3.h>
@@ -34,8 +37,8 @@ static char *slurp(const char *path) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 7) {
-        fprintf(stderr, "usage: bench_insert DB SCHEMA.sql SEQUENCES STEPS UNITS LAYERS\n");
+    if (argc != 7 && argc != 8) {
+        fprintf(stderr, "usage: bench_insert DB SCHEMA.sql SEQUENCES STEPS UNITS LAYERS [PAGE_SIZE]\n");
         return 2;
     }
     const char *path = argv[1];
@@ -47,7 +50,10 @@ int main(int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
     sqlite3 *db;
     check(db, sqlite3_open(path, &db), "open");
-    check(db, sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", 0, 0, 0), "pragmas");
+    char pragmas[160];
+    snprintf(pragmas, sizeof pragmas, "PRAGMA page_size=%ld; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+             argc == 8 ? atol(argv[7]) : 4096L);
+    check(db, sqlite3_exec(db, pragmas, 0, 0, 0), "pragmas");
     check(db, sqlite3_exec(db, schema, 0, 0, 0), "schema");
     check(db, sqlite3_exec(db, "INSERT INTO runs (run_id, model_path, model_sha256, model_format, input_path, input_sha256, "
                                "created_at, tool_version, params) VALUES (1, 'm', 'x', 'keras', 'i', 'y', 'now', 'c', '{}')", 0, 0, 0), "run");

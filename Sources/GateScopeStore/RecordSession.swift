@@ -113,6 +113,14 @@ final class Handoff<T>: @unchecked Sendable {
         return item
     }
 
+    /// Drops queued items (frees buffers nobody will use again).
+    func removeAll() {
+        condition.lock()
+        items.removeAll()
+        condition.broadcast()
+        condition.unlock()
+    }
+
     func close() {
         condition.lock()
         closed = true
@@ -338,6 +346,9 @@ final class Session {
                 let buf: BatchBuffer
                 switch item {
                 case .end:
+                    // The worker is done: free the batch buffers before the summaries are written.
+                    pool.close()
+                    pool.removeAll()
                     defer { timings.print(total: DispatchTime.now().uptimeNanoseconds - startedNanos) }
                     try finish(pendingSequences: pendingSequences, pendingSteps: pendingSteps, pendingRows: pendingRows)
                     rowsWritten += Int64(pendingRows)

@@ -19,7 +19,8 @@ struct GateScope: ParsableCommand {
                       PlotCommand.self]
     )
 
-    /// Like ArgumentParser's default, but a usage error is one line on stderr (no usage dump).
+    /// Like ArgumentParser's default, but a usage error is one line on stderr, prefixed with the
+    /// command path like every runtime error ("gatescope stats: ..."), without the usage dump.
     static func main() {
         let command: ParsableCommand
         do {
@@ -28,7 +29,7 @@ struct GateScope: ParsableCommand {
             let code = exitCode(for: error)
             guard code != .success else { exit(withError: error) }  // --help, --version
             let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
-            FileHandle.standardError.write(Data("gatescope: \(message) (see --help)\n".utf8))
+            FileHandle.standardError.write(Data("\(commandPath()): \(message)\n".utf8))
             Foundation.exit(code.rawValue)
         }
         do {
@@ -37,5 +38,17 @@ struct GateScope: ParsableCommand {
         } catch {
             exit(withError: error)
         }
+    }
+
+    /// "gatescope", "gatescope stats", "gatescope plot unit": the subcommands named on the command line.
+    static func commandPath() -> String {
+        var path = ["gatescope"]
+        var current: ParsableCommand.Type = GateScope.self
+        for arg in CommandLine.arguments.dropFirst() {
+            guard let sub = current.configuration.subcommands.first(where: { $0.configuration.commandName == arg }) else { break }
+            path.append(arg)
+            current = sub
+        }
+        return path.joined(separator: " ")
     }
 }

@@ -495,7 +495,7 @@ enum SharedFixtureDB {
         #expect(try db2.userVersion() == Schema.currentVersion)
     }
 
-    /// Bad calls: one clear line on stderr (for usage errors: the first line), non-zero exit.
+    /// Bad calls: one clear line on stderr, non-zero exit (usage errors too: no usage dump).
     @Test(arguments: [
         (["stats", "/nonexistent/x.db"], "gatescope stats: no database at '/nonexistent/x.db'"),
         (["runs", "/nonexistent/x.db"], "gatescope runs: no database at '/nonexistent/x.db'"),
@@ -533,8 +533,8 @@ enum SharedFixtureDB {
         #expect(out.status != 0)
         #expect(out.stdout.isEmpty)
         let first = out.stderr.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        #expect(first == message)
-        if !message.hasPrefix("Error:") { #expect(out.stderr.split(separator: "\n").count == 1) }
+        #expect(first == message.replacingOccurrences(of: "Error: ", with: "gatescope \(args[0]): "))
+        #expect(out.stderr.split(separator: "\n").count == 1)
     }
 
     @Test func notADatabase() throws {

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Recorder benchmark (issue 3): rows/s of `gatescope record` for a 2-layer LSTM(128) model, side
+# by side in the same run with a tight C loop (scripts/bench_insert.c) that inserts the same
+# number of rows into the same `gates` table with one prepared statement in one transaction;
+# median of 3 runs each, alternating. Then peak RSS for N and 8N sequences. Prints figures; it
+# is not a test. Needs: swift, cc, libsqlite3-dev, /usr/bin/time (apt: time), and Python with
+# keras + jax for the model (made once, cached in $BENCH_DIR).
+#
+#   scripts/bench_record.sh            # N = 128 sequences x 64 steps -> 2,097,152 rows
+#   SEQUENCES=256 scripts/bench_record.sh
+#
+# The record figure is the wall time of the whole command (model load, hashing, input check,
+# engine, inserts, summaries, close); GATESCOPE_TIMING=1 makes record print where it went.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SCRATCH=${SCRATCH:-.build-bench}
+BENCH_DIR=${BENCH_DIR:-/tmp/gatescope-bench}
+SEQUENCES=${SEQUENCES:-128}
+STEPS=${STEPS:-64}
+FEATURES=16
+UNITS=128
+LAYERS=2
+# Must match Recorder.pageSize (Sources/GateScopeStore/Recorder.swift).
+PAGE_SIZE=$(sed -n 's/.*public static let pageSize = \([0-9]*\).*/\1/p' Sources/GateScopeStore/Recorder.swift)
+ROWS=$((SEQUENCES * STEPS * UNITS * LAYERS))
+mkdir -p "$BENCH_DIR"
+
+echo "== build (release)"
+swift build -c release --product gatescope --scratch-path "$SCRATCH" 2>&1 | tail -1
+BIN="$ROOT/$SCRATCH/release/gatescope"
+cc -O2 -o "$BENCH_DIR/bench_insert" scripts/bench_insert.c -lsqlite3
+
+if [ ! -f "$BENCH_DIR/model.keras" ] || [ ! -f "$BENCH_DIR/input.npy" ] || [ "$(cat "$BENCH_DIR/shape" 2>/dev/null)" != "$SEQUENCES $STEPS" ]; then
+    echo "== model and inputs (Keras, jax backend)"
+    KERAS_BACKEND=jax python3 scripts/make_bench_model.py "$BENCH_DIR" --sequences "$SEQUENCES" --time "$STEPS" --features "$FEATURES"
+    echo "$SEQUENCES $STEPS" > "$BENCH_DIR/shape"
+fi
+cd "$BENCH_DIR"
+
+median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
+c_loop() {  # $1 = page size; prints rows/s
+    rm -f c.db c.db-wal c.db-shm
+    "$BENCH_DIR/bench_insert" c.db "$ROOT/schema/001_initial.sql" "$SEQUENCES" "$STEPS" "$UNITS" "$LAYERS" "$1" | awk '{print $6}'
+}
+
+record() {  # prints rows/s (whole command)
+    rm -f r.db r.db-wal r.db-shm
+    local start end rows
+    start=$(date +%s.%N)
+    "$BIN" record model.keras input.npy --db r.db --no-progress > /dev/null
+    end=$(date +%s.%N)
+    rows=$(sqlite3 r.db "SELECT row_count FROM runs")
+    [ "$rows" = "$ROWS" ] || { echo "record wrote $rows rows, expected $ROWS" >&2; exit 1; }
+    awk -v r="$rows" -v s="$start" -v e="$end" 'BEGIN {printf "%.0f\n", r / (e - s)}'
+}
+
+echo "== speed: $ROWS rows ($SEQUENCES sequences x $STEPS steps x $LAYERS layers x $UNITS units), 3 runs each, alternating"
+echo "   load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+: > c.txt; : > c4k.txt; : > r.txt
+for i in 1 2 3; do
+    c=$(c_loop "$PAGE_SIZE"); echo "$c" >> c.txt
+    r=$(record); echo "$r" >> r.txt
+    c4=$(c_loop 4096); echo "$c4" >> c4k.txt
+    printf "   run %d: C loop %s rows/s (page %s), record %s rows/s, C loop %s rows/s (page 4096)\n" "$i" "$c" "$PAGE_SIZE" "$r" "$c4"
+done
+C=$(median < c.txt); R=$(median < r.txt); C4=$(median < c4k.txt)
+echo "   load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf "median C loop (page %s):   %10.0f rows/s\n" "$PAGE_SIZE" "$C"
+printf "median C loop (page 4096):  %10.0f rows/s\n" "$C4"
+printf "median gatescope record:    %10.0f rows/s\n" "$R"
+awk -v r="$R" -v c="$C" -v c4="$C4" 'BEGIN {printf "record / C loop: %.2fx (same page size), %.2fx (C at SQLite default page size); target >= 0.90x\n", r / c, r / c4}'
+
+echo "== memory: peak RSS (/usr/bin/time -v)"
+rss() {  # $1 = input file; prints KB
+    rm -f m.db m.db-wal m.db-shm
+    /usr/bin/time -v "$BIN" record model.keras "$1" --db m.db --no-progress 2>&1 >/dev/null | awk '/Maximum resident/ {print $6}'
+}
+M1=$(rss input.npy)
+M8=$(rss input8.npy)
+printf "N  = %5d sequences (%9d rows): %7.1f MB\n" "$SEQUENCES" "$ROWS" "$(echo "$M1 / 1024" | bc -l)"
+printf "8N = %5d sequences (%9d rows): %7.1f MB\n" "$((8 * SEQUENCES))" "$((8 * ROWS))" "$(echo "$M8 / 1024" | bc -l)"
+awk -v a="$M1" -v b="$M8" 'BEGIN {printf "8N / N: +%.1f%% (target < +20%%, and < 200 MB)\n", (b / a - 1) * 100}'
+rm -f c.db* r.db* m.db*
