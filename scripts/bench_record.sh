@@ -33,7 +33,7 @@ cc -O2 -o "$BENCH_DIR/bench_insert" scripts/bench_insert.c -lsqlite3
 
 if [ ! -f "$BENCH_DIR/model.keras" ] || [ ! -f "$BENCH_DIR/input.npy" ] || [ "$(cat "$BENCH_DIR/shape" 2>/dev/null)" != "$SEQUENCES $STEPS" ]; then
     echo "== model and inputs (Keras, jax backend)"
-    KERAS_BACKEND=jax python3 scripts/make_bench_model.py "$BENCH_DIR" --sequences "$SEQUENCES" --time "$STEPS" --features "$FEATURES"
+    TF_CPP_MIN_LOG_LEVEL=3 KERAS_BACKEND=jax python3 scripts/make_bench_model.py "$BENCH_DIR" --sequences "$SEQUENCES" --time "$STEPS" --features "$FEATURES"
     echo "$SEQUENCES $STEPS" > "$BENCH_DIR/shape"
 fi
 cd "$BENCH_DIR"

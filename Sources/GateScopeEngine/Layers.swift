@@ -130,3 +130,11 @@ public struct RecurrentLayerInfo: Equatable, Sendable {
     public var activation: Activation
     public var recurrentActivation: Activation
 }
+
+extension RecurrentLayerInfo {
+    /// The recorded half that `spec` computes, as layer `name` (a Bidirectional's name for both halves).
+    init(index: Int, name: String, spec: LSTMSpec) {
+        self.init(index: index, name: name, direction: spec.goBackwards ? .bwd : .fwd, units: spec.units,
+                  inputDim: spec.inputDim, activation: spec.activation, recurrentActivation: spec.recurrentActivation)
+    }
+}

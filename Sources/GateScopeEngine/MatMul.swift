@@ -1,4 +1,7 @@
 import CBLAS
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// C[m, n] = A[m, k] @ B[k, n] (+ C when `accumulate`), all row-major Float32, through OpenBLAS.
 @inline(__always)
@@ -16,4 +19,16 @@ func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMut
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
                 1, a, Int32(k), b, Int32(n), accumulate ? 1 : 0, c, Int32(n))
+}
+
+/// Settings of the matrix-product library behind the engine.
+public enum MatrixThreads {
+    /// Limits OpenBLAS to `count` threads, unless the user set OPENBLAS_NUM_THREADS.
+    ///
+    /// A caller that runs the engine beside other busy threads (the recorder's SQLite writer)
+    /// wants 1: idle OpenBLAS threads spin on the cores the other threads need.
+    public static func limit(to count: Int) {
+        guard getenv("OPENBLAS_NUM_THREADS") == nil else { return }
+        openblas_set_num_threads(Int32(count))
+    }
 }

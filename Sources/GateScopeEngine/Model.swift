@@ -38,18 +38,14 @@ public struct Model: Sendable {
             case let .lstm(s):
                 try need(layer, hasTime, "LSTM needs a time axis, but the previous layer returns one vector per sequence")
                 try need(layer, dim == s.inputDim, "LSTM kernel expects \(s.inputDim) input features, the previous layer gives \(dim.map(String.init) ?? "token ids")")
-                recurrent.append(RecurrentLayerInfo(index: recurrent.count, name: layer.name, direction: s.goBackwards ? .bwd : .fwd,
-                                                    units: s.units, inputDim: s.inputDim, activation: s.activation,
-                                                    recurrentActivation: s.recurrentActivation))
+                recurrent.append(.init(index: recurrent.count, name: layer.name, spec: s))
                 dim = s.units
                 hasTime = s.returnSequences
             case let .bidirectional(f, b, merge):
                 try need(layer, hasTime, "Bidirectional needs a time axis")
                 for s in [f, b] {
                     try need(layer, dim == s.inputDim, "LSTM kernel expects \(s.inputDim) input features, the previous layer gives \(dim.map(String.init) ?? "token ids")")
-                    recurrent.append(RecurrentLayerInfo(index: recurrent.count, name: layer.name, direction: s.goBackwards ? .bwd : .fwd,
-                                                        units: s.units, inputDim: s.inputDim, activation: s.activation,
-                                                        recurrentActivation: s.recurrentActivation))
+                    recurrent.append(.init(index: recurrent.count, name: layer.name, spec: s))
                 }
                 try need(layer, f.units == b.units && f.returnSequences == b.returnSequences && f.goBackwards != b.goBackwards,
                          "the two halves must have the same units and return_sequences, and opposite go_backwards")

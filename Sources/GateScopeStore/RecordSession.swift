@@ -225,21 +225,6 @@ final class Session {
         }
     }
 
-    /// Asks OpenBLAS (if that is the BLAS in the process) for one thread: the engine already runs on
-    /// its own worker beside the SQLite writer, and idle BLAS threads spin (sched_yield) on the
-    /// cores SQLite needs. Looked up at run time so the Store does not link BLAS itself.
-    static func singleThreadedBLAS() {
-        #if os(Linux)
-        let everywhere: UnsafeMutableRawPointer? = nil  // RTLD_DEFAULT
-        #else
-        let everywhere = UnsafeMutableRawPointer(bitPattern: -2)  // RTLD_DEFAULT
-        #endif
-        guard ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil,
-              let symbol = dlsym(everywhere, "openblas_set_num_threads") else { return }
-        typealias SetThreads = @convention(c) (Int32) -> Void
-        unsafeBitCast(symbol, to: SetThreads.self)(1)
-    }
-
     /// Re-adds every committed row to the summaries, in primary-key order (the recorder's order).
     func rebuildSummaries() throws -> Int64 {
         var position = [Int](repeating: -1, count: model.recurrentLayers.count)
@@ -269,7 +254,8 @@ final class Session {
 
     /// Records from the input (sequences before `startSequence` are read but not written).
     func run(open: () throws -> any SequenceReader) throws -> RecordResult {
-        Session.singleThreadedBLAS()
+        // The engine runs on its own worker beside the SQLite writer: one BLAS thread each.
+        MatrixThreads.limit(to: 1)
         let reader = try open()
         let ready = Handoff<Item>(capacity: 1)
         let pool = Handoff<BatchBuffer>(capacity: 2)
@@ -664,6 +650,12 @@ final class Checkpointer: @unchecked Sendable {
         }
         // Catch up on this thread: the background run (if any) finishes first.
         while running { condition.wait() }
+        checkpointLocked()
+        condition.unlock()
+    }
+
+    /// Runs one checkpoint with `condition` held on entry and exit, released while it works.
+    private func checkpointLocked() {
         running = true
         pending = false
         condition.unlock()
@@ -671,7 +663,6 @@ final class Checkpointer: @unchecked Sendable {
         condition.lock()
         running = false
         condition.broadcast()
-        condition.unlock()
     }
 
     private func checkpoint() {
@@ -686,13 +677,7 @@ final class Checkpointer: @unchecked Sendable {
             condition.lock()
             while (!pending || running) && !stopping { condition.wait() }
             if stopping { condition.unlock(); return }
-            pending = false
-            running = true
-            condition.unlock()
-            checkpoint()
-            condition.lock()
-            running = false
-            condition.broadcast()
+            checkpointLocked()
             condition.unlock()
         }
     }

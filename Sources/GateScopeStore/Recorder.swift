@@ -13,8 +13,8 @@ public struct RecordOptions: Sendable, Equatable {
     public var unknownID: Int32?
     /// Recurrent layers to store, by Keras name (`name`, `name:fwd`, `name:bwd`); nil for all.
     public var layers: [String]?
-    /// Sequences per engine batch (`--batch-size`); a batch is smaller when its gate buffer
-    /// would exceed `bufferBudgetBytes`.
+    /// Sequences per engine batch (`--batch-size`); a batch is smaller while ramping up
+    /// (`batchRampStart`) and when its gate buffer would exceed `bufferBudgetBytes`.
     public var batchSize: Int = 64
     /// The first batch holds at most this many sequences and each next one twice as many, up to
     /// `batchSize`, so rows start flowing into SQLite at once instead of after a whole batch
@@ -28,7 +28,7 @@ public struct RecordOptions: Sendable, Equatable {
     /// Continue this run instead of starting a new one (`--resume`). Its stored options are used.
     public var resumeRunID: Int64?
     /// The version written to `runs.tool_version`.
-    public var toolVersion: String = "0.1.0"
+    public var toolVersion: String = GateScopeVersion.current
     /// Test hook: behave as if interrupted after this many batches were committed.
     public var stopAfterBatches: Int?
 
@@ -191,7 +191,7 @@ public enum Recorder {
         }
 
         // Pass 1: validate everything before writing anything, and count.
-        let total = try validate(model: model, open: open)
+        let total = try validate(model: model, open: open, stop: stop)
 
         let db = try Database(path: databasePath, mode: .readWriteCreate, pageSize: Recorder.pageSize)
         try Schema.migrate(db)
@@ -239,12 +239,15 @@ public enum Recorder {
     }
 
     /// Reads the whole input once: every sequence must fit the model. Returns the sequence count.
-    static func validate(model: Model, open: () throws -> any SequenceReader) throws -> Int {
+    static func validate(model: Model, open: () throws -> any SequenceReader, stop: StopFlag? = nil) throws -> Int {
         let reader = try open()
         let wantDim = model.inputFeatureDim
         let vocabSize = model.tokenVocabularySize
         var count = 0
         while let s = try reader.next() {
+            if stop?.isRequested == true {
+                throw DatabaseError(code: SQLITE_INTERRUPT, message: "interrupted while checking the input; nothing was written")
+            }
             switch s.values {
             case let .features(_, dim):
                 guard let wantDim else {

@@ -243,11 +243,7 @@ public enum Stats {
         mutating func merge(_ other: Accumulator) {
             guard other.n > 0 else { return }
             guard n > 0 else { self = other; return }
-            let total = n + other.n
-            let delta = other.mean - mean
-            mean += delta * Double(other.n) / Double(total)
-            m2 += other.m2 + delta * delta * Double(n) * Double(other.n) / Double(total)
-            n = total
+            (n, mean, m2) = GateSummary.mergeMoments((n, mean, m2), (other.n, other.mean, other.m2))
             below += other.below
             above += other.above
             min = Swift.min(min, other.min)

@@ -82,16 +82,23 @@ public struct GateSummary: Equatable, Sendable {
         if let onEdge { edgeEqual[onEdge, default: 0] += 1 }
     }
 
+    /// Count, mean and m2 of two parts of the values combined (Chan et al.'s parallel formula).
+    static func mergeMoments(_ a: (n: Int64, mean: Double, m2: Double),
+                             _ b: (n: Int64, mean: Double, m2: Double)) -> (n: Int64, mean: Double, m2: Double) {
+        guard b.n > 0 else { return a }
+        guard a.n > 0 else { return b }
+        let total = a.n + b.n
+        let delta = b.mean - a.mean
+        return (total, a.mean + delta * Double(b.n) / Double(total),
+                a.m2 + b.m2 + delta * delta * Double(a.n) * Double(b.n) / Double(total))
+    }
+
     /// Combines with a summary of other values of the same gate (Chan et al.'s parallel formula).
     public mutating func merge(_ other: GateSummary) {
         precondition(other.gate == gate, "cannot merge \(other.gate) into \(gate)")
         guard other.n > 0 else { return }
         guard n > 0 else { self = other; return }
-        let total = n + other.n
-        let delta = other.mean - mean
-        mean += delta * Double(other.n) / Double(total)
-        m2 += other.m2 + delta * delta * Double(n) * Double(other.n) / Double(total)
-        n = total
+        (n, mean, m2) = Self.mergeMoments((n, mean, m2), (other.n, other.mean, other.m2))
         min = Swift.min(min, other.min)
         max = Swift.max(max, other.max)
         if histogram != nil, let o = other.histogram {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GateScopeStore
 
 /// The `gatescope` command: record and query LSTM gate values of Keras models.
 @main
@@ -14,6 +15,7 @@ struct GateScope: ParsableCommand {
           gatescope stats gates.db --gates f --sort right --top 10
           gatescope plot saturation gates.db -o saturation.svg
         """,
+        version: GateScopeVersion.current,
         subcommands: [InspectCommand.self, PredictCommand.self, RecordCommand.self,
                       RunsCommand.self, StatsCommand.self, ExportCommand.self, QueryCommand.self,
                       PlotCommand.self]

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSQLite
 import Foundation
 import GateScopeKeras
 import GateScopeStore
@@ -25,7 +26,7 @@ struct RecordCommand: ParsableCommand {
         run resumable (exit status 130); after a crash or kill, --resume RUN_ID continues from \
         the first sequence not committed and gives the same rows as an uninterrupted run. Per-unit \
         summaries (counts, histogram, mean, population std = sqrt(m2/n)) are stored when the run \
-        completes.
+        completes. Progress (sequences, rows/s, ETA) is drawn on stderr when it is a terminal.
 
         Examples:
           gatescope record model.keras sequences.npy --db gates.db --name baseline
@@ -56,7 +57,7 @@ struct RecordCommand: ParsableCommand {
                                valueName: "NAME,..."))
     var layers: String?
 
-    @Option(help: "Sequences per engine batch.")
+    @Option(help: "Sequences per engine batch (the first batches ramp up 4, 8, 16, ...; long sequences make batches smaller to bound memory).")
     var batchSize: Int = 64
 
     @Option(help: ArgumentHelp("Continue an interrupted run (same model and input; its stored options are used).", valueName: "RUN_ID"))
@@ -98,6 +99,7 @@ struct RecordCommand: ParsableCommand {
         } catch {
             printer.finish()
             FileHandle.standardError.write(Data("gatescope record: \(error)\n".utf8))
+            if let e = error as? DatabaseError, e.primaryCode == SQLITE_INTERRUPT { throw ExitCode(130) }
             throw ExitCode.failure
         }
         if !result.completed {

@@ -115,50 +115,11 @@ private func expectedSaturation(low: Double, high: Double, layers: [Int] = [0, 1
 
 // Running the binary -----------------------------------------------------------------------
 
-private struct Outcome {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
-/// The built `gatescope` next to the test bundle (or $GATESCOPE_BIN).
-private func binary() throws -> URL {
-    if let bin = ProcessInfo.processInfo.environment["GATESCOPE_BIN"] { return URL(fileURLWithPath: bin) }
-    var candidates: [URL] = [Bundle.main.bundleURL]
-    let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    candidates.append(exe.deletingLastPathComponent())
-    for bundle in Bundle.allBundles { candidates.append(bundle.bundleURL.deletingLastPathComponent()) }
-    for dir in candidates {
-        for base in [dir, dir.deletingLastPathComponent()] {
-            let bin = base.appendingPathComponent("gatescope")
-            if FileManager.default.isExecutableFile(atPath: bin.path) { return bin }
-        }
-    }
-    throw CLIError(description: "gatescope binary not found near \(candidates.map(\.path))")
+private func gatescope(_ args: [String], in dir: URL) throws -> GateScopeCLI.Output {
+    try GateScopeCLI.run(args, in: dir.path)
 }
 
 private struct CLIError: Error, CustomStringConvertible { let description: String }
-
-private func gatescope(_ args: [String], in dir: URL) throws -> Outcome {
-    let process = Process()
-    process.executableURL = try binary()
-    process.arguments = args
-    process.currentDirectoryURL = dir
-    // Files, not pipes: an SVG on stdout is larger than a pipe buffer.
-    let out = dir.appendingPathComponent("stdout-\(UUID().uuidString)")
-    let err = dir.appendingPathComponent("stderr-\(UUID().uuidString)")
-    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-    let outHandle = try FileHandle(forWritingTo: out), errHandle = try FileHandle(forWritingTo: err)
-    process.standardOutput = outHandle
-    process.standardError = errHandle
-    try process.run()
-    process.waitUntilExit()
-    try outHandle.close(); try errHandle.close()
-    return Outcome(status: process.terminationStatus,
-                   stdout: try String(contentsOf: out, encoding: .utf8),
-                   stderr: try String(contentsOf: err, encoding: .utf8))
-}
 
 private func tempDir() throws -> URL {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gatescope-plot-\(UUID().uuidString)")

@@ -28,7 +28,7 @@ enum SharedFixtureDB {
     @Test(arguments: [(0.1, 0.9), (0.25, 0.75), (0.1234, 0.8766), (0.0, 1.0), (0.5, 0.5), (0.999, 0.001)])
     func statsEqualIndependentCounts(low: Double, high: Double) throws {
         for run in runs {
-            let out = try QueryCLI.run("stats", db, "--run", "\(run.runID)", "--low", "\(low)", "--high", "\(high)", "--format", "csv")
+            let out = try GateScopeCLI.run("stats", db, "--run", "\(run.runID)", "--low", "\(low)", "--high", "\(high)", "--format", "csv")
             #expect(out.status == 0, "\(out.stderr)")
             let (header, rows) = QueryCSV.records(out.stdout)
             #expect(header == ["run_id", "layer", "direction", "unit", "gate", "n", "left", "right", "mean", "std", "min", "max"])
@@ -61,13 +61,13 @@ enum SharedFixtureDB {
 
     @Test func statsDefaultsToLatestCompleteRunAndSorts() throws {
         // Run 6 is still running: the default is run 5.
-        let out = try QueryCLI.run("stats", db, "--format", "csv", "--no-header")
+        let out = try GateScopeCLI.run("stats", db, "--format", "csv", "--no-header")
         #expect(out.status == 0)
         let rows = QueryCSV.parse(out.stdout)
         #expect(Set(rows.map { $0[0] }) == ["5"])
 
         // --gates f --sort right --top 3 over run 4, against an independent ranking.
-        let top = try QueryCLI.run("stats", db, "--run", "4", "--gates", "f", "--sort", "right", "--top", "3", "--format", "csv")
+        let top = try GateScopeCLI.run("stats", db, "--run", "4", "--gates", "f", "--sort", "right", "--top", "3", "--format", "csv")
         let got = QueryCSV.records(top.stdout).rows
         var all: [(right: Double, layer: Int, unit: Int)] = []
         for layer in runs[3].layers {
@@ -85,19 +85,19 @@ enum SharedFixtureDB {
         }
 
         // Layer filters: a Bidirectional half, both halves, and the go_backwards layer.
-        let bwd = QueryCSV.records(try QueryCLI.run("stats", db, "--run", "2", "--layer", "bi:bwd", "--format", "csv").stdout).rows
+        let bwd = QueryCSV.records(try GateScopeCLI.run("stats", db, "--run", "2", "--layer", "bi:bwd", "--format", "csv").stdout).rows
         #expect(bwd.count == 5 * 6 && bwd.allSatisfy { $0["layer"] == "bi" && $0["direction"] == "bwd" })
-        let both = QueryCSV.records(try QueryCLI.run("stats", db, "--run", "2", "--layer", "bi", "--gates", "h", "--format", "csv").stdout).rows
+        let both = QueryCSV.records(try GateScopeCLI.run("stats", db, "--run", "2", "--layer", "bi", "--gates", "h", "--format", "csv").stdout).rows
         #expect(both.count == 10)
-        let two = QueryCSV.records(try QueryCLI.run("stats", db, "--run", "2", "--layer", "backwards", "--layer", "bi:fwd",
+        let two = QueryCSV.records(try GateScopeCLI.run("stats", db, "--run", "2", "--layer", "backwards", "--layer", "bi:fwd",
                                                     "--gates", "c", "--format", "csv").stdout).rows
         #expect(two.map { $0["layer"]! + ":" + $0["direction"]! } == Array(repeating: "bi:fwd", count: 5) + Array(repeating: "backwards:bwd", count: 4))
     }
 
     /// A run still being recorded has no summaries: stats scans and gets the same numbers.
     @Test func statsOnRunningRunAndFullScanAgree() throws {
-        let running = try QueryCLI.run("stats", db, "--run", "6", "--format", "csv", "--no-header")
-        let complete = try QueryCLI.run("stats", db, "--run", "1", "--format", "csv", "--no-header")
+        let running = try GateScopeCLI.run("stats", db, "--run", "6", "--format", "csv", "--no-header")
+        let complete = try GateScopeCLI.run("stats", db, "--run", "1", "--format", "csv", "--no-header")
         #expect(running.status == 0 && complete.status == 0)
         let a = QueryCSV.parse(running.stdout), b = QueryCSV.parse(complete.stdout)
         #expect(a.count == b.count)
@@ -106,8 +106,8 @@ enum SharedFixtureDB {
             #expect(Array(x[10...11]) == Array(y[10...11]))  // min, max
         }
         for thresholds in [["--low", "0.1", "--high", "0.9"], ["--low", "0.3333", "--high", "0.6667"]] {
-            let fast = try QueryCLI.run(["stats", db, "--run", "5", "--format", "csv"] + thresholds)
-            let scan = try QueryCLI.run(["stats", db, "--run", "5", "--format", "csv", "--full-scan"] + thresholds)
+            let fast = try GateScopeCLI.run(["stats", db, "--run", "5", "--format", "csv"] + thresholds)
+            let scan = try GateScopeCLI.run(["stats", db, "--run", "5", "--format", "csv", "--full-scan"] + thresholds)
             let f = QueryCSV.parse(fast.stdout), s = QueryCSV.parse(scan.stdout)
             #expect(f.count == s.count && f.count > 1)
             for (x, y) in zip(f, s) {
@@ -121,7 +121,7 @@ enum SharedFixtureDB {
     @Test func statsCountExactEdgeValues() throws {
         let run = runs[4]
         let layer = run.layer("lstm_hs", "fwd")!
-        let out = try QueryCLI.run("stats", db, "--run", "5", "--layer", "lstm_hs", "--gates", "i,f,o", "--low", "0", "--high", "1", "--format", "csv")
+        let out = try GateScopeCLI.run("stats", db, "--run", "5", "--layer", "lstm_hs", "--gates", "i,f,o", "--low", "0", "--high", "1", "--format", "csv")
         let rows = QueryCSV.records(out.stdout).rows
         var exactOnes = 0, exactZeros = 0
         for row in rows {
@@ -132,7 +132,7 @@ enum SharedFixtureDB {
             #expect(row["left"] == "0.0" && row["right"] == "0.0")
         }
         #expect(exactOnes > 0 && exactZeros > 0)  // the fixture really has edge values
-        let near = try QueryCLI.run("stats", db, "--run", "5", "--layer", "lstm_hs", "--gates", "f", "--low", "0.001", "--high", "0.999", "--format", "csv")
+        let near = try GateScopeCLI.run("stats", db, "--run", "5", "--layer", "lstm_hs", "--gates", "f", "--low", "0.001", "--high", "0.999", "--format", "csv")
         for row in QueryCSV.records(near.stdout).rows {
             let values = layer.values[.f]![Int(row["unit"]!)!]
             #expect(Double(row["left"]!) == Double(values.filter { Double($0) < 0.001 }.count) / Double(values.count))
@@ -142,9 +142,9 @@ enum SharedFixtureDB {
 
     @Test func statsTableAndJSON() throws {
         // Not a terminal: CSV by default.
-        let plain = try QueryCLI.run("stats", db, "--run", "1", "--gates", "h", "--top", "1")
+        let plain = try GateScopeCLI.run("stats", db, "--run", "1", "--gates", "h", "--top", "1")
         #expect(plain.stdout.hasPrefix("run_id,layer,direction,unit,gate,n,left,right,mean,std,min,max\n1,lstm,fwd,0,h,18,"))
-        let table = try QueryCLI.run("stats", db, "--run", "1", "--gates", "c", "--top", "2", "--format", "table")
+        let table = try GateScopeCLI.run("stats", db, "--run", "1", "--gates", "c", "--top", "2", "--format", "table")
         #expect(table.stdout == """
             run_id  layer  direction  unit  gate   n  left  right       mean       std         min       max
             ------  -----  ---------  ----  ----  --  ----  -----  ---------  --------  ----------  --------
@@ -155,12 +155,12 @@ enum SharedFixtureDB {
         let s0 = QueryExpect.stat(runs[0].layers[0].values[.c]![0], gate: .c, low: 0.1, high: 0.9)
         #expect(String(format: "%.6g", s0.mean) == "0.698164" && String(format: "%.6g", s0.std) == "0.379965")
 
-        let json = try QueryCLI.run("stats", db, "--run", "1", "--gates", "f,c", "--top", "2", "--format", "json")
+        let json = try GateScopeCLI.run("stats", db, "--run", "1", "--gates", "f,c", "--top", "2", "--format", "json")
         let objects = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [[String: Any]]
         #expect(objects.count == 2)
         #expect(objects[0]["gate"] as? String == "f" && objects[0]["n"] as? Int == 18)
         #expect(objects[1]["gate"] as? String == "c" && objects[1]["left"] is NSNull)
-        let noHeader = try QueryCLI.run("stats", db, "--run", "1", "--gates", "f", "--top", "1", "--format", "json", "--no-header")
+        let noHeader = try GateScopeCLI.run("stats", db, "--run", "1", "--gates", "f", "--top", "1", "--format", "json", "--no-header")
         let arrays = try JSONSerialization.jsonObject(with: Data(noHeader.stdout.utf8)) as! [[Any]]
         #expect(arrays.count == 1 && arrays[0].count == 12 && arrays[0][4] as? String == "f")
     }
@@ -168,7 +168,7 @@ enum SharedFixtureDB {
     // MARK: runs
 
     @Test func runsListsEveryRun() throws {
-        let out = try QueryCLI.run("runs", db, "--format", "csv")
+        let out = try GateScopeCLI.run("runs", db, "--format", "csv")
         #expect(out.status == 0)
         let (header, rows) = QueryCSV.records(out.stdout)
         #expect(header == ["run_id", "name", "status", "model", "keras_version", "sequences", "steps", "rows",
@@ -180,7 +180,7 @@ enum SharedFixtureDB {
             #expect(row["rows"] == "\(run.rows)" && row["sequences"] == "\(run.sequenceCount)")
         }
         #expect(out.stdout.hasPrefix("run_id,name,status,model,keras_version,sequences,steps,rows,created_at,finished_at,error\n1,lstm_single,complete,lstm_single/model.keras,3.15.1,3,18,144,2025-01-01T00:00:00Z,2025-01-01T00:01:00Z,\n"))
-        let table = try QueryCLI.run("runs", db, "--format", "table", "--no-header")
+        let table = try GateScopeCLI.run("runs", db, "--format", "table", "--no-header")
         #expect(table.stdout.split(separator: "\n").count == runs.count)
         #expect(table.stdout.hasPrefix("1  lstm_single          complete  lstm_single/model.keras          3.15.1"))
     }
@@ -190,7 +190,7 @@ enum SharedFixtureDB {
     /// Every value comes back bit-exact; tokens and source ids with , " CR LF survive.
     @Test func exportRoundTripsWide() throws {
         for run in runs.prefix(5) {
-            let out = try QueryCLI.run("export", db, "--run", "\(run.runID)", "--format", "csv")
+            let out = try GateScopeCLI.run("export", db, "--run", "\(run.runID)", "--format", "csv")
             #expect(out.status == 0, "\(out.stderr)")
             let all = QueryCSV.parse(out.stdout)
             #expect(all.first == ["run_id", "seq_id", "source_id", "layer", "direction", "step", "token", "unit", "i", "f", "g", "o", "c", "h"])
@@ -234,7 +234,7 @@ enum SharedFixtureDB {
     @Test func exportFiltersAndLongForm() throws {
         let run = runs[2]  // char_embedding: tokens
         let layer = run.layers[0]
-        let out = try QueryCLI.run("export", db, "--run", "3", "--seq", "2,0", "--units", "0-1,7", "--gates", "h,f",
+        let out = try GateScopeCLI.run("export", db, "--run", "3", "--seq", "2,0", "--units", "0-1,7", "--gates", "h,f",
                                    "--steps", "1-3", "--long", "--format", "csv")
         #expect(out.status == 0, "\(out.stderr)")
         let all = QueryCSV.parse(out.stdout)
@@ -257,7 +257,7 @@ enum SharedFixtureDB {
         #expect(rows.contains { $0[6].contains(",") } || rows.contains { $0[6].contains("\"") } || rows.contains { $0[6].contains("\n") })
 
         // JSON: the same values, tokens unescaped by a real JSON parser.
-        let json = try QueryCLI.run("export", db, "--run", "3", "--seq", "0", "--gates", "g", "--format", "json")
+        let json = try GateScopeCLI.run("export", db, "--run", "3", "--seq", "0", "--gates", "g", "--format", "json")
         let objects = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [[String: Any]]
         #expect(objects.count == layer.positions.filter { $0.seq == 0 }.count * layer.units)
         for object in objects {
@@ -268,7 +268,7 @@ enum SharedFixtureDB {
         }
 
         // The bidirectional run: layer order within a step follows layer_id.
-        let bi = QueryCSV.parse(try QueryCLI.run("export", db, "--run", "2", "--seq", "1", "--layer", "bi:bwd", "--units", "4",
+        let bi = QueryCSV.parse(try GateScopeCLI.run("export", db, "--run", "2", "--seq", "1", "--layer", "bi:bwd", "--units", "4",
                                                  "--gates", "c", "--format", "csv", "--no-header").stdout)
         let bwd = runs[1].layer("bi", "bwd")!
         #expect(bi.map { $0[5] } == (0..<7).filter { bwd.mask[7 + $0] }.map(String.init))
@@ -279,23 +279,23 @@ enum SharedFixtureDB {
         let dir = queryTempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let file = dir + "/out.csv"
-        let out = try QueryCLI.run("export", db, "--run", "1", "--seq", "0", "--units", "0", "--gates", "h", "-o", file)
+        let out = try GateScopeCLI.run("export", db, "--run", "1", "--seq", "0", "--units", "0", "--gates", "h", "-o", file)
         #expect(out.status == 0 && out.stdout.isEmpty)
         let text = try String(contentsOfFile: file, encoding: .utf8)
         #expect(text.hasPrefix("run_id,seq_id,source_id,layer,direction,step,token,unit,h\n1,0,\"lstm_single,\"\"0\"\"\nend\",lstm,fwd,0,,0,"))
         #expect(QueryCSV.parse(text).count == 1 + 6)
-        let none = try QueryCLI.run("export", db, "--run", "1", "--seq", "99", "--format", "csv")
+        let none = try GateScopeCLI.run("export", db, "--run", "1", "--seq", "99", "--format", "csv")
         #expect(none.status == 0 && none.stdout == "run_id,seq_id,source_id,layer,direction,step,token,unit,i,f,g,o,c,h\n")
         // -o must never overwrite the database.
-        let clobber = try QueryCLI.run("runs", db, "-o", db)
+        let clobber = try GateScopeCLI.run("runs", db, "-o", db)
         #expect(clobber.status != 0 && clobber.message.contains("is the database itself"))
-        #expect(try QueryCLI.run("runs", db).status == 0)
+        #expect(try GateScopeCLI.run("runs", db).status == 0)
     }
 
     // MARK: named queries
 
     @Test func listShowsEveryNamedQuery() throws {
-        let out = try QueryCLI.run("query", db, "--list", "--format", "csv")
+        let out = try GateScopeCLI.run("query", db, "--list", "--format", "csv")
         #expect(out.status == 0)
         let rows = QueryCSV.records(out.stdout).rows
         #expect(rows.map { $0["name"]! } == ["dead-units", "integrators", "memory-spans", "saturation", "top-tokens", "unit-correlation"])
@@ -307,7 +307,7 @@ enum SharedFixtureDB {
         for query in NamedQuery.builtIn {
             var args = ["query", db, query.name, "--format", "csv"]
             if query.name == "top-tokens" { args += ["-p", "run", "3", "-p", "unit", "1"] }
-            let out = try QueryCLI.run(args)
+            let out = try GateScopeCLI.run(args)
             #expect(out.status == 0, "\(query.name): \(out.stderr)")
             let (header, rows) = QueryCSV.records(out.stdout)
             #expect(header == query.columns, "\(query.name)")
@@ -318,8 +318,8 @@ enum SharedFixtureDB {
     @Test func saturationQueryEqualsStats() throws {
         for (low, high) in [("0.1", "0.9"), ("0.1234", "0.8766")] {
             for run in ["2", "4", "5"] {
-                let sql = try QueryCLI.run("query", db, "saturation", "-p", "run", run, "-p", "low", low, "-p", "high", high, "--format", "csv")
-                let stats = try QueryCLI.run("stats", db, "--run", run, "--low", low, "--high", high, "--format", "csv")
+                let sql = try GateScopeCLI.run("query", db, "saturation", "-p", "run", run, "-p", "low", low, "-p", "high", high, "--format", "csv")
+                let stats = try GateScopeCLI.run("stats", db, "--run", run, "--low", low, "--high", high, "--format", "csv")
                 let a = QueryCSV.parse(sql.stdout), b = QueryCSV.parse(stats.stdout)
                 #expect(a.count == b.count && a.count > 1)
                 #expect(a[0] == b[0])
@@ -335,7 +335,7 @@ enum SharedFixtureDB {
 
     @Test func integratorsAndDeadUnitsMatchTheirDefinitions() throws {
         let run = runs[3]
-        let out = try QueryCLI.run("query", db, "integrators", "-p", "run", "4", "-p", "high", "0.8", "-p", "fraction", "0.25", "--format", "csv")
+        let out = try GateScopeCLI.run("query", db, "integrators", "-p", "run", "4", "-p", "high", "0.8", "-p", "fraction", "0.25", "--format", "csv")
         var want: [(Double, String, Int)] = []
         for layer in run.layers {
             for unit in 0..<layer.units {
@@ -350,7 +350,7 @@ enum SharedFixtureDB {
                 == Set(want.map { "\($0.1)/\($0.2)/\($0.0)" }))
         #expect(rows.map { Double($0["right"]!)! } == rows.map { Double($0["right"]!)! }.sorted(by: >))
 
-        let dead = try QueryCLI.run("query", db, "dead-units", "-p", "run", "4", "-p", "threshold", "0.3", "--format", "csv")
+        let dead = try GateScopeCLI.run("query", db, "dead-units", "-p", "run", "4", "-p", "threshold", "0.3", "--format", "csv")
         var wantDead: Set<String> = []
         for layer in run.layers {
             for unit in 0..<layer.units where layer.values[.h]![unit].map({ abs($0) }).max()! < 0.3 {
@@ -363,7 +363,7 @@ enum SharedFixtureDB {
 
     @Test func memorySpansFindsLongestRuns() throws {
         let run = runs[3]
-        let out = try QueryCLI.run("query", db, "memory-spans", "-p", "run", "4", "-p", "layer", "encoder", "-p", "threshold", "0.5", "--format", "csv")
+        let out = try GateScopeCLI.run("query", db, "memory-spans", "-p", "run", "4", "-p", "layer", "encoder", "-p", "threshold", "0.5", "--format", "csv")
         let rows = QueryCSV.records(out.stdout).rows
         let layer = run.layer("encoder", "fwd")!
         var expected: [Int: (longest: Int, seq: Int, first: Int, spans: Int)] = [:]
@@ -396,7 +396,7 @@ enum SharedFixtureDB {
     }
 
     @Test func unitCorrelationIsPearson() throws {
-        let out = try QueryCLI.run("query", db, "unit-correlation", "-p", "run", "2", "-p", "layer", "bi:fwd", "-p", "limit", "100", "--format", "csv")
+        let out = try GateScopeCLI.run("query", db, "unit-correlation", "-p", "run", "2", "-p", "layer", "bi:fwd", "-p", "limit", "100", "--format", "csv")
         let rows = QueryCSV.records(out.stdout).rows
         let layer = runs[1].layer("bi", "fwd")!
         #expect(rows.count == 10)  // 5 units: 10 pairs
@@ -415,7 +415,7 @@ enum SharedFixtureDB {
     @Test func topTokensCountsTokens() throws {
         let run = runs[2]
         let layer = run.layers[0]
-        let out = try QueryCLI.run("query", db, "top-tokens", "-p", "run", "3", "-p", "unit", "3", "-p", "gate", "f", "-p", "limit", "100", "--format", "csv")
+        let out = try GateScopeCLI.run("query", db, "top-tokens", "-p", "run", "3", "-p", "unit", "3", "-p", "gate", "f", "-p", "limit", "100", "--format", "csv")
         #expect(out.status == 0, "\(out.stderr)")
         var groups: [String: [Double]] = [:]
         for (seq, step) in layer.positions {
@@ -450,13 +450,13 @@ enum SharedFixtureDB {
             SELECT l.name, count(*) AS n FROM gates g JOIN layers l USING (run_id, layer_id)
             WHERE g.run_id = :run AND l.name = :layer GROUP BY l.name
             """.write(toFile: file, atomically: true, encoding: .utf8)
-        let out = try QueryCLI.run("query", db, file, "-p", "run", "1", "--format", "csv")
+        let out = try GateScopeCLI.run("query", db, file, "-p", "run", "1", "--format", "csv")
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stdout == "name,n\nlstm,144\n")
         // A value that looks like SQL stays a value.
-        let evil = try QueryCLI.run("query", db, file, "-p", "run", "1", "-p", "layer", "x' OR 1=1 --", "--format", "csv")
+        let evil = try GateScopeCLI.run("query", db, file, "-p", "run", "1", "-p", "layer", "x' OR 1=1 --", "--format", "csv")
         #expect(evil.status != 0 && evil.message.contains("has no layer"))
-        let missing = try QueryCLI.run("query", db, file)
+        let missing = try GateScopeCLI.run("query", db, file)
         #expect(missing.status != 0 && missing.message == "gatescope query: SQL file '\(file)' needs parameter 'run': pass -p run VALUE")
     }
 
@@ -479,7 +479,7 @@ enum SharedFixtureDB {
         for (k, sql) in statements.enumerated() {
             let file = dir + "/w\(k).sql"
             try sql.write(toFile: file, atomically: true, encoding: .utf8)
-            let out = try QueryCLI.run("query", db, file)
+            let out = try GateScopeCLI.run("query", db, file)
             #expect(out.status != 0, "\(sql) was not refused")
             #expect(out.stderr.split(separator: "\n").count == 1, "\(out.stderr)")
             #expect(out.message.hasPrefix("gatescope query: "))
@@ -488,7 +488,7 @@ enum SharedFixtureDB {
         #expect(!FileManager.default.fileExists(atPath: dir + "/other.db"))
         let two = dir + "/two.sql"
         try "SELECT 1; SELECT 2;".write(toFile: two, atomically: true, encoding: .utf8)
-        let out = try QueryCLI.run("query", db, two)
+        let out = try GateScopeCLI.run("query", db, two)
         #expect(out.status != 0 && out.message.contains("more than one SQL statement"))
         let db2 = try Database(path: db, mode: .readOnly)
         #expect(try db2.scalar("SELECT count(*) FROM runs")?.int64Value == Int64(runs.count))
@@ -529,7 +529,7 @@ enum SharedFixtureDB {
     func badCallsGiveOneClearLine(args: [String], message: String) throws {
         let args = args.map { $0 == "DB" ? db : $0 }
         let message = message.replacingOccurrences(of: "'DB'", with: "'\(db)'").replacingOccurrences(of: "query DB", with: "query \(db)")
-        let out = try QueryCLI.run(args)
+        let out = try GateScopeCLI.run(args)
         #expect(out.status != 0)
         #expect(out.stdout.isEmpty)
         let first = out.stderr.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
@@ -541,17 +541,17 @@ enum SharedFixtureDB {
         let dir = queryTempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "hello".write(toFile: dir + "/text.db", atomically: true, encoding: .utf8)
-        let text = try QueryCLI.run("stats", dir + "/text.db")
+        let text = try GateScopeCLI.run("stats", dir + "/text.db")
         #expect(text.status != 0 && text.stderr.split(separator: "\n").count == 1)
         #expect(text.message.contains("file is not a database"))
         _ = FileManager.default.createFile(atPath: dir + "/empty.db", contents: nil)
-        let empty = try QueryCLI.run("runs", dir + "/empty.db")
+        let empty = try GateScopeCLI.run("runs", dir + "/empty.db")
         #expect(empty.status != 0 && empty.message == "gatescope runs: '\(dir)/empty.db' is not a GateScope database (it is empty); create one with `gatescope record`")
         let fresh = dir + "/fresh.db"
         _ = try QueryFixtureDB.build(at: fresh, cases: [])
-        let none = try QueryCLI.run("stats", fresh)
+        let none = try GateScopeCLI.run("stats", fresh)
         #expect(none.status != 0 && none.message == "gatescope stats: '\(fresh)' has no runs yet; record one with `gatescope record`")
-        #expect(try QueryCLI.run("runs", fresh, "--format", "csv").stdout == "run_id,name,status,model,keras_version,sequences,steps,rows,created_at,finished_at,error\n")
+        #expect(try GateScopeCLI.run("runs", fresh, "--format", "csv").stdout == "run_id,name,status,model,keras_version,sequences,steps,rows,created_at,finished_at,error\n")
     }
 
     // MARK: reading during a recording
@@ -568,18 +568,18 @@ enum SharedFixtureDB {
         try writer.run("INSERT INTO gates VALUES (1, 3, 0, 0, 0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5)")
         try writer.run("UPDATE runs SET row_count = row_count + 1 WHERE run_id = 1")
 
-        let stats = try QueryCLI.run("stats", path, "--run", "1", "--gates", "h", "--top", "1", "--format", "csv", "--no-header")
+        let stats = try GateScopeCLI.run("stats", path, "--run", "1", "--gates", "h", "--top", "1", "--format", "csv", "--no-header")
         #expect(stats.status == 0, "\(stats.stderr)")
         #expect(QueryCSV.parse(stats.stdout)[0][5] == "18")
-        let runs = try QueryCLI.run("runs", path, "--format", "csv", "--no-header")
+        let runs = try GateScopeCLI.run("runs", path, "--format", "csv", "--no-header")
         #expect(QueryCSV.parse(runs.stdout)[0][7] == "144")
-        let export = try QueryCLI.run("export", path, "--run", "1", "--seq", "3", "--format", "csv", "--no-header")
+        let export = try GateScopeCLI.run("export", path, "--run", "1", "--seq", "3", "--format", "csv", "--no-header")
         #expect(export.status == 0 && export.stdout.isEmpty)
 
         try writer.commit()
-        let after = try QueryCLI.run("stats", path, "--run", "1", "--gates", "h", "--top", "1", "--format", "csv", "--no-header")
+        let after = try GateScopeCLI.run("stats", path, "--run", "1", "--gates", "h", "--top", "1", "--format", "csv", "--no-header")
         #expect(QueryCSV.parse(after.stdout)[0][5] == "19")
-        let exported = try QueryCLI.run("export", path, "--run", "1", "--seq", "3", "--format", "csv", "--no-header")
+        let exported = try GateScopeCLI.run("export", path, "--run", "1", "--seq", "3", "--format", "csv", "--no-header")
         #expect(exported.stdout == "1,3,new,lstm,fwd,0,,0,0.5,0.5,0.5,0.5,0.5,0.5\n")
     }
 
@@ -587,7 +587,7 @@ enum SharedFixtureDB {
 
     @Test(arguments: ["runs", "stats", "export", "query"])
     func helpHasAbstractAndExample(command: String) throws {
-        let out = try QueryCLI.run(command, "--help")
+        let out = try GateScopeCLI.run(command, "--help")
         #expect(out.status == 0)
         let lines = out.stdout.split(separator: "\n").map(String.init)
         #expect(lines.first?.hasPrefix("OVERVIEW: ") == true)

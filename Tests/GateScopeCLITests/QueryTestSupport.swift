@@ -6,70 +6,9 @@ import GateScopeStore
 // fixtures' expected.npz values (inserted through the schema, with the per-unit summaries the
 // recorder would write), the independent expectations, and an RFC 4180 parser.
 
-/// Runs the built `gatescope` binary.
-enum QueryCLI {
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        /// stderr without the trailing newline.
-        var message: String { stderr.trimmingCharacters(in: .newlines) }
-    }
-
-    /// The `gatescope` executable in the build products directory (next to the test bundle).
-    static let binary: String = {
-        var dirs: [URL] = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent(),
-                           URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
-        for bundle in Bundle.allBundles { dirs.append(bundle.bundleURL.deletingLastPathComponent()) }
-        for dir in dirs {
-            var candidate = dir
-            for _ in 0..<4 {
-                let path = candidate.appendingPathComponent("gatescope").path
-                var isDir: ObjCBool = false
-                if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue,
-                   FileManager.default.isExecutableFile(atPath: path) {
-                    return path
-                }
-                candidate = candidate.deletingLastPathComponent()
-            }
-        }
-        fatalError("the gatescope binary is not in the build products (searched from \(Bundle.main.bundleURL.path))")
-    }()
-
-    /// Runs `gatescope args...`; stdout/stderr go through temporary files (no pipe deadlocks).
-    static func run(_ args: [String], stdin: String? = nil) throws -> Output {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gatescope-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let out = dir.appendingPathComponent("out"), err = dir.appendingPathComponent("err")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = args
-        let outHandle = try FileHandle(forWritingTo: out), errHandle = try FileHandle(forWritingTo: err)
-        process.standardOutput = outHandle
-        process.standardError = errHandle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try outHandle.close()
-        try errHandle.close()
-        return Output(status: process.terminationStatus,
-                      stdout: try String(contentsOf: out, encoding: .utf8),
-                      stderr: try String(contentsOf: err, encoding: .utf8))
-    }
-
-    static func run(_ args: String...) throws -> Output { try run(args) }
-}
-
 /// A temporary directory removed by the caller.
 func queryTempDir(_ tag: String = #function) -> String {
-    let safe = tag.filter { $0.isLetter || $0.isNumber }
-    let dir = FileManager.default.temporaryDirectory
-        .appendingPathComponent("gatescope-query-\(safe)-\(UUID().uuidString.prefix(8))").path
-    try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
+    try! GateScopeCLI.tempDir("query" + tag)
 }
 
 /// The fixture values of one recorded layer half, straight from expected.npz.

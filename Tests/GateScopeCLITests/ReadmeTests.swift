@@ -21,7 +21,7 @@ import Testing
 
     @Test func everyCommandIsDocumentedAndNothingElse() throws {
         #expect(Self.documented == Self.commands)
-        let help = try QueryCLI.run(["--help"])
+        let help = try GateScopeCLI.run(["--help"])
         for top in Set(Self.commands.map { String($0.split(separator: " ")[0]) }) {
             #expect(help.stdout.contains("  \(top) "), "gatescope --help does not list \(top)")
         }
@@ -29,7 +29,7 @@ import Testing
 
     @Test(arguments: commands)
     func usageLineMatchesHelp(_ command: String) throws {
-        let out = try QueryCLI.run(command.split(separator: " ").map(String.init) + ["--help"])
+        let out = try GateScopeCLI.run(command.split(separator: " ").map(String.init) + ["--help"])
         #expect(out.status == 0)
         let lines = out.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         let start = try #require(lines.firstIndex { $0.hasPrefix("USAGE: ") })

@@ -7,60 +7,8 @@ import Testing
 // SIGKILL / SIGINT of the built binary followed by --resume.
 
 private enum RecordCLI {
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        /// True when the process died of a signal (`status` is then the signal number).
-        var signaled = false
-    }
-
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/keras").path
-
-    /// The `gatescope` executable next to the test bundle (or $GATESCOPE_BIN).
-    static func binary() throws -> String {
-        if let bin = ProcessInfo.processInfo.environment["GATESCOPE_BIN"] { return bin }
-        var dirs = [URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent(), Bundle.main.bundleURL]
-        for bundle in Bundle.allBundles { dirs.append(bundle.bundleURL.deletingLastPathComponent()) }
-        for dir in dirs {
-            for base in [dir, dir.deletingLastPathComponent()] where FileManager.default.isExecutableFile(atPath: base.path + "/gatescope") {
-                return base.path + "/gatescope"
-            }
-        }
-        throw DatabaseError(message: "gatescope binary not found near \(dirs.map(\.path))")
-    }
-
-    static func start(_ args: [String], in dir: String) throws -> (Process, String, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binary())
-        process.arguments = args
-        process.currentDirectoryURL = URL(fileURLWithPath: dir)
-        let id = UUID().uuidString
-        let out = dir + "/stdout-\(id)", err = dir + "/stderr-\(id)"
-        FileManager.default.createFile(atPath: out, contents: nil)
-        FileManager.default.createFile(atPath: err, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
-        try process.run()
-        return (process, out, err)
-    }
-
-    static func finish(_ started: (Process, String, String)) throws -> Output {
-        started.0.waitUntilExit()
-        return Output(status: started.0.terminationStatus,
-                      stdout: try String(contentsOfFile: started.1, encoding: .utf8),
-                      stderr: try String(contentsOfFile: started.2, encoding: .utf8),
-                      signaled: started.0.terminationReason == .uncaughtSignal)
-    }
-
-    static func run(_ args: [String], in dir: String) throws -> Output { try finish(try start(args, in: dir)) }
-
-    static func tempDir() throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gatescope-record-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
 
     /// Random float sequences [count, time, features] without all-zero steps.
     static func writeInput(_ path: String, count: Int, time: Int, features: Int, nanAt: (Int, Int)? = nil) throws {
@@ -95,13 +43,13 @@ private enum RecordCLI {
     let model = RecordCLI.fixtures + "/odd_units_relu/model.keras"  // LSTM(33), 4 features
 
     @Test func recordPrintsTheRunIdLastAndIsQuietWithoutATerminal() throws {
-        let dir = try RecordCLI.tempDir()
+        let dir = try GateScopeCLI.tempDir("record")
         let fixture = RecordCLI.fixtures + "/lstm_stacked_masked"
-        let first = try RecordCLI.run(["record", fixture + "/model.keras", fixture + "/input.npy", "--db", "g.db", "--name", "a"], in: dir)
+        let first = try GateScopeCLI.run(["record", fixture + "/model.keras", fixture + "/input.npy", "--db", "g.db", "--name", "a"], in: dir)
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stdout.split(separator: "\n").last == "run 1")
         #expect(first.stderr.isEmpty)
-        let second = try RecordCLI.run(["record", fixture + "/model.h5", fixture + "/input.npy", "--db", "g.db", "--layers", "summary", "--batch-size", "1"], in: dir)
+        let second = try GateScopeCLI.run(["record", fixture + "/model.h5", fixture + "/input.npy", "--db", "g.db", "--layers", "summary", "--batch-size", "1"], in: dir)
         #expect(second.status == 0, "\(second.stderr)")
         #expect(second.stdout.split(separator: "\n").last == "run 2")
         let db = try Database(path: dir + "/g.db", mode: .readOnly)
@@ -120,12 +68,12 @@ private enum RecordCLI {
         (["record", "MODEL", "in.npy", "--db", "g.db", "--resume", "7"], "no run 7"),
     ])
     func badInputGivesOneLineAndWritesNothing(args: [String], message: String) throws {
-        let dir = try RecordCLI.tempDir()
+        let dir = try GateScopeCLI.tempDir("record")
         try RecordCLI.writeInput(dir + "/in.npy", count: 4, time: 3, features: 4)
         try RecordCLI.writeInput(dir + "/nan.npy", count: 5, time: 3, features: 4, nanAt: (3, 2))
-        FileManager.default.createFile(atPath: dir + "/in.bin", contents: Data([1, 2, 3]))
-        if args.contains("--resume") { _ = try RecordCLI.run(["record", model, "in.npy", "--db", "g.db"], in: dir) }
-        let out = try RecordCLI.run(args.map { $0 == "MODEL" ? model : $0 }, in: dir)
+        _ = FileManager.default.createFile(atPath: dir + "/in.bin", contents: Data([1, 2, 3]))
+        if args.contains("--resume") { _ = try GateScopeCLI.run(["record", model, "in.npy", "--db", "g.db"], in: dir) }
+        let out = try GateScopeCLI.run(args.map { $0 == "MODEL" ? model : $0 }, in: dir)
         #expect(out.status != 0)
         #expect(out.stderr.contains(message), "\(out.stderr)")
         #expect(out.stderr.split(separator: "\n").count == 1, "\(out.stderr)")
@@ -137,25 +85,25 @@ private enum RecordCLI {
     }
 
     @Test func sigkillThenResumeGivesTheRowsOfAnUninterruptedRun() throws {
-        let dir = try RecordCLI.tempDir()
+        let dir = try GateScopeCLI.tempDir("record")
         try RecordCLI.writeInput(dir + "/in.npy", count: 600, time: 20, features: 4)  // 396,000 rows
-        let reference = try RecordCLI.run(["record", model, "in.npy", "--db", "ref.db", "--batch-size", "16"], in: dir)
+        let reference = try GateScopeCLI.run(["record", model, "in.npy", "--db", "ref.db", "--batch-size", "16"], in: dir)
         #expect(reference.status == 0, "\(reference.stderr)")
 
-        let started = try RecordCLI.start(["record", model, "in.npy", "--db", "g.db", "--batch-size", "16"], in: dir)
+        let started = try GateScopeCLI.start(["record", model, "in.npy", "--db", "g.db", "--batch-size", "16"], in: dir)
         // Kill it once some sequences are committed but not all.
         var killedAt: Int64 = -1
         for _ in 0..<6000 {
             if FileManager.default.fileExists(atPath: dir + "/g.db"),
                let done = try? RecordCLI.scalar(dir + "/g.db", "SELECT recorded_sequences FROM runs WHERE run_id = 1")?.int64Value,
                done >= 16 {
-                kill(started.0.processIdentifier, SIGKILL)
+                kill(started.pid, SIGKILL)
                 killedAt = done
                 break
             }
             usleep(2000)
         }
-        let killed = try RecordCLI.finish(started)
+        let killed = try GateScopeCLI.finish(started)
         #expect(killed.signaled && killed.status == SIGKILL, "exit \(killed.status)")
         #expect(killedAt >= 16 && killedAt < 600, "not killed mid-run (\(killedAt))")
         #expect(try RecordCLI.scalar(dir + "/g.db", "PRAGMA integrity_check") == .text("ok"))
@@ -163,7 +111,7 @@ private enum RecordCLI {
         // What a reader sees after the kill is whole sequences only.
         #expect(try RecordCLI.scalar(dir + "/g.db", "SELECT count(*) FROM gates") == .integer(33 * 20 * (try RecordCLI.scalar(dir + "/g.db", "SELECT count(*) FROM sequences")!.int64Value!)))
 
-        let resumed = try RecordCLI.run(["record", model, "in.npy", "--db", "g.db", "--resume", "1"], in: dir)
+        let resumed = try GateScopeCLI.run(["record", model, "in.npy", "--db", "g.db", "--resume", "1"], in: dir)
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(resumed.stdout.split(separator: "\n").last == "run 1")
         #expect(try RecordCLI.scalar(dir + "/g.db", "SELECT status || ' ' || row_count FROM runs") == .text("complete 396000"))
@@ -174,9 +122,9 @@ private enum RecordCLI {
     }
 
     @Test func sigintStopsCleanlyAndLeavesTheRunResumable() throws {
-        let dir = try RecordCLI.tempDir()
+        let dir = try GateScopeCLI.tempDir("record")
         try RecordCLI.writeInput(dir + "/in.npy", count: 400, time: 20, features: 4)
-        let started = try RecordCLI.start(["record", model, "in.npy", "--db", "g.db", "--batch-size", "8", "--name", "ctrl-c"], in: dir)
+        let started = try GateScopeCLI.start(["record", model, "in.npy", "--db", "g.db", "--batch-size", "8", "--name", "ctrl-c"], in: dir)
         for _ in 0..<6000 {
             if FileManager.default.fileExists(atPath: dir + "/g.db"),
                let done = try? RecordCLI.scalar(dir + "/g.db", "SELECT recorded_sequences FROM runs WHERE run_id = 1")?.int64Value,
@@ -185,15 +133,15 @@ private enum RecordCLI {
             }
             usleep(2000)
         }
-        kill(started.0.processIdentifier, SIGINT)
-        let out = try RecordCLI.finish(started)
+        kill(started.pid, SIGINT)
+        let out = try GateScopeCLI.finish(started)
         let done = try RecordCLI.scalar(dir + "/g.db", "SELECT recorded_sequences FROM runs")?.int64Value ?? 0
         if done < 400 {
             #expect(out.status == 130, "\(out.stderr)")
             #expect(out.stderr.contains("--resume 1"), "\(out.stderr)")
             #expect(out.stdout.split(separator: "\n").last == "run 1")
             #expect(try RecordCLI.scalar(dir + "/g.db", "SELECT status FROM runs") == .text("running"))
-            let resumed = try RecordCLI.run(["record", model, "in.npy", "--db", "g.db", "--resume", "1"], in: dir)
+            let resumed = try GateScopeCLI.run(["record", model, "in.npy", "--db", "g.db", "--resume", "1"], in: dir)
             #expect(resumed.status == 0, "\(resumed.stderr)")
         }
         #expect(try RecordCLI.scalar(dir + "/g.db", "SELECT status || ' ' || name || ' ' || row_count FROM runs") == .text("complete ctrl-c \(400 * 20 * 33)"))

@@ -71,6 +71,44 @@ import Testing
         #expect(try storedRows(db, run: result.runID) == referenceRows(model: model, sequences: input.sequences, features: 3, batchSize: 16))
     }
 
+    @Test func everyInputFormatRecordsTheSameRows() throws {
+        let dir = makeTempDir()
+        let model = stackedModel()
+        let input = FeatureInput(lengths: [3, 1, 4], features: 3)
+        try input.writeNPZ(dir + "/in.npz")
+        // The same sequences as .jsonl and .csv (float32 values print and parse back exactly).
+        var jsonl = "", csv = "seq,step,a,b,c\n"
+        for (b, s) in input.sequences.enumerated() {
+            let steps = (0..<(s.count / 3)).map { t in (0..<3).map { "\(s[t * 3 + $0])" } }
+            jsonl += "{\"id\": \"s\(b)\", \"x\": [\(steps.map { "[" + $0.joined(separator: ", ") + "]" }.joined(separator: ", "))]}\n"
+            for (t, row) in steps.enumerated() { csv += "s\(b),\(t),\(row.joined(separator: ","))\n" }
+        }
+        try jsonl.write(toFile: dir + "/in.jsonl", atomically: true, encoding: .utf8)
+        try csv.write(toFile: dir + "/in.csv", atomically: true, encoding: .utf8)
+        var results: [[RowKey: [Float]]] = []
+        for file in ["in.npz", "in.jsonl", "in.csv"] {
+            let r = try record(model, input: dir + "/" + file, db: dir + "/g.db", dir: dir)
+            let db = try Database(path: dir + "/g.db", mode: .readOnly)
+            #expect(try db.query("SELECT group_concat(source_id) FROM sequences WHERE run_id = ?", [r.runID]).nextRow()?[0] == .text("s0,s1,s2"), "\(file)")
+            results.append(try storedRows(db, run: r.runID))
+        }
+        #expect(results[0].count == 8 * 9)
+        #expect(results[1] == results[0] && results[2] == results[0])
+
+        // Text through a vocabulary, with --unknown for a character it lacks.
+        let tokens = tokenModel(vocab: 6)
+        try #"{"a": 1, "b": 2, "c": 3}"#.write(toFile: dir + "/vocab.json", atomically: true, encoding: .utf8)
+        try "abc\nca?b\n".write(toFile: dir + "/in.txt", atomically: true, encoding: .utf8)
+        #expect(throws: InputError.self) {
+            try record(tokens, input: dir + "/in.txt", db: dir + "/t.db", dir: dir) { $0.vocabPath = dir + "/vocab.json" }
+        }
+        let r = try record(tokens, input: dir + "/in.txt", db: dir + "/t.db", dir: dir) { $0.vocabPath = dir + "/vocab.json"; $0.unknownID = 5 }
+        let db = try Database(path: dir + "/t.db", mode: .readOnly)
+        #expect(try db.query("SELECT group_concat(token_id) FROM tokens WHERE run_id = ?", [r.runID]).nextRow()?[0] == .text("1,2,3,3,1,5,2"))
+        #expect(try db.query("SELECT json_extract(params, '$.unknown_id') FROM runs WHERE run_id = ?", [r.runID]).nextRow()?[0] == .integer(5))
+        #expect(try count(db, "SELECT count(*) FROM gates") == 7 * 4)
+    }
+
     @Test func maskedStepsHaveNoRows() throws {
         let dir = makeTempDir()
         let model = stackedModel(masking: true)
