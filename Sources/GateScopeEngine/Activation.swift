@@ -154,8 +154,9 @@ enum FastMath {
         var x = x
         x.replace(with: -87.3, where: x .< -87.3)
         x.replace(with: 88.3, where: x .> 88.3)
-        // x = n*ln2 + r, |r| <= ln2/2
-        let n = (x * 1.44269504088896341 + 0.5).rounded(.down)
+        // x = n*ln2 + r, |r| <= ln2/2, n = round(x/ln2): adding and subtracting 1.5*2^23 rounds a
+        // float to the nearest integer in two vector instructions (SIMD rounded() calls floorf per lane).
+        let n = (x * 1.44269504088896341 + 12_582_912) - 12_582_912
         var r = x - n * 0.693359375
         r = r + n * 2.12194440e-4
         var p = V(repeating: 1.9875691500e-4)

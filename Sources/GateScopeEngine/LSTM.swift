@@ -1,3 +1,5 @@
+import Dispatch
+
 /// Keras's LSTM over a batch, step by step, reporting every computed step to an observer.
 ///
 /// Per step t (Keras `LSTMCell.call`, gate order i, f, c, o in the weight columns):
@@ -7,10 +9,31 @@
 ///   h_t = o * a(c_t)
 /// A masked step keeps h and c; its output is the previous output, or zeros with
 /// `zeroOutputForMask` (Keras `backend.rnn`).
+///
+/// Sequences are independent, so the batch is split into `chunks` row ranges that threads step
+/// through side by side (each with its own single-threaded matrix product); the observer is
+/// called once per step, for the whole batch, from the calling thread.
 struct LSTMForward {
     let spec: LSTMSpec
     let batch: Int
     let time: Int
+    /// Row ranges of the batch, one per thread (a single range runs on the calling thread).
+    let chunks: [Range<Int>]
+
+    init(spec: LSTMSpec, batch: Int, time: Int, threads: Int) {
+        self.spec = spec
+        self.batch = batch
+        self.time = time
+        // At least 8 sequences per thread: below that the thread hand-off costs more than it saves.
+        let n = max(1, min(threads, batch / 8))
+        chunks = (0..<n).map { c in (batch * c / n)..<(batch * (c + 1) / n) }
+    }
+
+    /// Runs `body(chunkIndex, rows)` for every chunk, in parallel when there are several.
+    private func forEachChunk(_ body: (Int, Range<Int>) -> Void) {
+        if chunks.count == 1 { body(0, chunks[0]); return }
+        DispatchQueue.concurrentPerform(iterations: chunks.count) { body($0, chunks[$0]) }
+    }
 
     struct Result {
         /// [batch, time, units] in processing order (reversed for go_backwards), or empty.
@@ -23,6 +46,9 @@ struct LSTMForward {
     func run(_ x: [Float], mask: [Bool]?, layerIndex: Int, observer: GateObserver?) throws -> Result {
         let u = spec.units, u4 = 4 * spec.units, d = spec.inputDim, batch = batch, time = time
         precondition(x.count == batch * time * d)
+        guard batch > 0, time > 0 else {
+            return Result(sequence: [], last: [Float](repeating: 0, count: batch * u))
+        }
         let report = observer.map { $0.observedLayers?.contains(layerIndex) ?? true } ?? false
         let ra = spec.recurrentActivation, a = spec.activation
         let returnSequences = spec.returnSequences, zeroOutput = spec.zeroOutputForMask
@@ -32,7 +58,7 @@ struct LSTMForward {
         var state = [Float](repeating: 0, count: 2 * batch * u)      // h then c, each [batch, units]
         var z = [Float](repeating: 0, count: batch * u4)             // [batch, 4u]
         var gates = [Float](repeating: 0, count: 4 * batch * u)      // i, f, g, o, each [batch, units]
-        var actC = [Float](repeating: 0, count: u)                   // [units]
+        var actC = [Float](repeating: 0, count: chunks.count * u)    // [chunks, units] scratch
         var active = [Bool](repeating: true, count: batch)
         var sequence = [Float](repeating: 0, count: returnSequences ? batch * time * u : 0)
         var last = [Float](repeating: 0, count: batch * u)
@@ -51,38 +77,45 @@ struct LSTMForward {
             let h = st.baseAddress!, c = h + batch * u
             let gi = gp.baseAddress!, gf = gi + batch * u, gg = gf + batch * u, go = gg + batch * u
 
-            // Input projection for every (sequence, step) at once: one large matrix product.
-            matmul(xp.baseAddress!, kp.baseAddress!, xz.baseAddress!, m: batch * time, k: d, n: u4)
-            if let bias = spec.bias {
-                for row in 0..<(batch * time) {
-                    let r = xz.baseAddress! + row * u4
-                    for k in 0..<u4 { r[k] += bias[k] }
+            // Input projection for every (sequence, step) at once: one large matrix product per chunk.
+            forEachChunk { _, rows in
+                let first = rows.lowerBound * time
+                matmul(xp.baseAddress! + first * d, kp.baseAddress!, xz.baseAddress! + first * u4, m: rows.count * time, k: d, n: u4)
+                if let bias = spec.bias {
+                    for row in first..<(rows.upperBound * time) {
+                        let r = xz.baseAddress! + row * u4
+                        for k in 0..<u4 { r[k] += bias[k] }
+                    }
                 }
             }
 
             for k in 0..<time {
                 let t = spec.goBackwards ? time - 1 - k : k
-                matmul(h, up.baseAddress!, zp.baseAddress!, m: batch, k: u, n: u4)  // z = h @ U
-                for b in 0..<batch {
-                    act[b] = mask?[b * time + t] ?? true
-                    guard act[b] else { continue }
-                    let zr = zp.baseAddress! + b * u4, xr = xz.baseAddress! + (b * time + t) * u4
-                    for j in 0..<u4 { zr[j] += xr[j] }
-                    ra.apply(UnsafeMutableBufferPointer(start: zr, count: 2 * u), rowLength: u)       // i, f
-                    a.apply(UnsafeMutableBufferPointer(start: zr + 2 * u, count: u), rowLength: u)    // g
-                    ra.apply(UnsafeMutableBufferPointer(start: zr + 3 * u, count: u), rowLength: u)   // o
-                    let s = b * u
-                    for j in 0..<u {
-                        let iv = zr[j], fv = zr[u + j], gv = zr[2 * u + j]
-                        gi[s + j] = iv
-                        gf[s + j] = fv
-                        gg[s + j] = gv
-                        go[s + j] = zr[3 * u + j]
-                        c[s + j] = fv * c[s + j] + iv * gv
-                        ac[j] = c[s + j]
+                forEachChunk { chunk, rows in
+                    // z = h @ U for this chunk's rows: [rows, units] x [units, 4u]
+                    matmul(h + rows.lowerBound * u, up.baseAddress!, zp.baseAddress! + rows.lowerBound * u4, m: rows.count, k: u, n: u4)
+                    let acc = ac.baseAddress! + chunk * u
+                    for b in rows {
+                        act[b] = mask?[b * time + t] ?? true
+                        guard act[b] else { continue }
+                        let zr = zp.baseAddress! + b * u4, xr = xz.baseAddress! + (b * time + t) * u4
+                        for j in 0..<u4 { zr[j] += xr[j] }
+                        ra.apply(UnsafeMutableBufferPointer(start: zr, count: 2 * u), rowLength: u)       // i, f
+                        a.apply(UnsafeMutableBufferPointer(start: zr + 2 * u, count: u), rowLength: u)    // g
+                        ra.apply(UnsafeMutableBufferPointer(start: zr + 3 * u, count: u), rowLength: u)   // o
+                        let s = b * u
+                        for j in 0..<u {
+                            let iv = zr[j], fv = zr[u + j], gv = zr[2 * u + j]
+                            gi[s + j] = iv
+                            gf[s + j] = fv
+                            gg[s + j] = gv
+                            go[s + j] = zr[3 * u + j]
+                            c[s + j] = fv * c[s + j] + iv * gv
+                            acc[j] = c[s + j]
+                        }
+                        a.apply(UnsafeMutableBufferPointer(start: acc, count: u), rowLength: u)
+                        for j in 0..<u { h[s + j] = go[s + j] * acc[j] }
                     }
-                    a.apply(ac, rowLength: u)
-                    for j in 0..<u { h[s + j] = go[s + j] * ac[j] }
                 }
                 // Output of this step, in processing order.
                 for b in 0..<batch {

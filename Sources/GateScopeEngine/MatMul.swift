@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,6 +30,14 @@ public enum MatrixThreads {
     /// wants 1: idle OpenBLAS threads spin on the cores the other threads need.
     public static func limit(to count: Int) {
         guard getenv("OPENBLAS_NUM_THREADS") == nil else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        // Changing it reconfigures OpenBLAS's thread pool: only when it really changes.
+        guard count != current else { return }
         openblas_set_num_threads(Int32(count))
+        current = count
     }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var current = 0
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A chain of Keras layers, ready to run; built by GateScopeKeras or by hand in tests.
 public struct Model: Sendable {
     /// The Keras model name.
@@ -98,8 +100,15 @@ public struct Model: Sendable {
 
     /// Runs the whole model on a batch; `observer` receives every computed LSTM step.
     /// Returns the last layer's output: `[batch, time, dim]` or `[batch, dim]`.
-    public func forward(_ input: SequenceBatch, observer: GateObserver? = nil) throws -> Tensor {
+    ///
+    /// `threads` (default: every core) bounds the threads the engine uses, its own and OpenBLAS's.
+    public func forward(_ input: SequenceBatch, observer: GateObserver? = nil, threads: Int? = nil) throws -> Tensor {
         let batch = input.batchSize, time = input.time
+        let threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        // The engine splits large batches across threads itself, each with a single-threaded
+        // product; a small batch is one thread, and the matrix library may use the others.
+        let engineThreads = max(1, min(threads, batch / 8))
+        MatrixThreads.limit(to: engineThreads > 1 ? 1 : threads)
         // The caller's lengths act as an extra mask, so padding never reaches a recurrent layer.
         var lengthMask: [Bool]? = nil
         if let lengths = input.lengths {
@@ -176,16 +185,16 @@ public struct Model: Sendable {
                 }
                 mask = withLengths(m)
             case let .lstm(spec):
-                let r = try LSTMForward(spec: spec, batch: batch, time: time)
+                let r = try LSTMForward(spec: spec, batch: batch, time: time, threads: threads)
                     .run(x, mask: mask, layerIndex: recurrentIndex, observer: observer)
                 recurrentIndex += 1
                 // Keras passes the mask on unchanged (not reversed, even for go_backwards).
                 if spec.returnSequences { x = r.sequence } else { x = r.last; hasTime = false; mask = nil }
                 dim = spec.units
             case let .bidirectional(fwd, bwd, merge):
-                let rf = try LSTMForward(spec: fwd, batch: batch, time: time)
+                let rf = try LSTMForward(spec: fwd, batch: batch, time: time, threads: threads)
                     .run(x, mask: mask, layerIndex: recurrentIndex, observer: observer)
-                let rb = try LSTMForward(spec: bwd, batch: batch, time: time)
+                let rb = try LSTMForward(spec: bwd, batch: batch, time: time, threads: threads)
                     .run(x, mask: mask, layerIndex: recurrentIndex + 1, observer: observer)
                 recurrentIndex += 2
                 let u = fwd.units

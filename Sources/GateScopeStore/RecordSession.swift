@@ -254,8 +254,6 @@ final class Session {
 
     /// Records from the input (sequences before `startSequence` are read but not written).
     func run(open: () throws -> any SequenceReader) throws -> RecordResult {
-        // The engine runs on its own worker beside the SQLite writer: one BLAS thread each.
-        MatrixThreads.limit(to: 1)
         let reader = try open()
         let ready = Handoff<Item>(capacity: 1)
         let pool = Handoff<BatchBuffer>(capacity: 2)
@@ -533,7 +531,9 @@ final class Producer: @unchecked Sendable {
         let capture = BatchCapture(observed: session.observed, layerCount: session.model.recurrentLayers.count,
                                    units: session.units, buffer: buffer)
         let t0 = session.timings.enabled ? DispatchTime.now().uptimeNanoseconds : 0
-        _ = try session.model.forward(batch, observer: capture)
+        // The engine runs on its own worker beside the SQLite writer: one thread each, since
+        // idle BLAS threads would spin on the core SQLite needs.
+        _ = try session.model.forward(batch, observer: capture, threads: 1)
         let t1 = session.timings.enabled ? DispatchTime.now().uptimeNanoseconds : 0
         accumulate(buffer)
         if session.timings.enabled {
