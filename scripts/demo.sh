@@ -15,7 +15,7 @@ echo
 echo "Most right-saturated forget gates (fraction of steps with f > 0.9):"
 "$bin" stats demo.db --gates f --sort right --top 10 --format table
 "$bin" plot saturation demo.db -o demo/saturation.svg
-"$bin" plot heatmap demo.db --seq 0 --layer lstm2 --gate h --units 0-31 -o demo/heatmap.svg
-"$bin" plot unit demo.db --seq 0 --layer lstm2 --unit 0 -o demo/unit.svg
+"$bin" plot heatmap demo.db --seq 10 --layer lstm2 --gate h --units 0-31 -o demo/heatmap.svg
+"$bin" plot unit demo.db --seq 10 --layer lstm2 --unit 127 -o demo/unit.svg
 echo
 echo "Wrote demo.db and demo/saturation.svg, demo/heatmap.svg, demo/unit.svg"
