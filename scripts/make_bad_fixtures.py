@@ -17,6 +17,7 @@ Python packages: keras==3.15.1 jax h5py numpy; tf-keras==2.21.0 + tensorflow-cpu
 """
 
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -81,6 +82,17 @@ def damaged_files():
         with zipfile.ZipFile(out("corrupt_weights.keras"), "w", zipfile.ZIP_DEFLATED) as z:
             for name in ("metadata.json", "config.json", "model.weights.h5"):
                 z.write(os.path.join(tmp, name), name)
+
+    # Byte flips (found by fuzzing) that make libhdf5 1.10 itself crash (SIGSEGV in H5Aread)
+    # instead of returning an error: the loader must still say one line and exit 1.
+    flips = random.Random(7)
+    data = open(k2, "rb").read()
+    for _ in range(10):
+        b = bytearray(data)
+        for _ in range(flips.choice([5, 50, 500])):
+            at = flips.randrange(len(b))
+            b[at] = flips.randrange(256)
+    open(out("libhdf5_crash.h5"), "wb").write(bytes(b))
 
     # A zip that is no Keras model (no config.json).
     with zipfile.ZipFile(out("no_config.keras"), "w") as z:

@@ -6,16 +6,63 @@ import Foundation
 enum HDF5Lib {
     static let lock = NSRecursiveLock()
 
-    static func call<T>(_ body: () throws -> T) rethrows -> T {
+    static func call<T>(_ file: String, _ body: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
         // Per-thread setting in thread-safe builds, so it is renewed on whichever thread calls.
         _ = shim_silence_errors()
+        let guardToken = CrashGuard.enter(file: file)
+        defer { CrashGuard.leave(guardToken) }
         return try body()
     }
 
     /// The HDF5 file signature at offset 0 (a user block can move it to 512, 1024, ...).
     static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+}
+
+/// Turns a crash inside libhdf5 into one line on stderr and exit status 1.
+///
+/// libhdf5 1.10 can dereference garbage in some corrupt files (seen in fuzzing: H5Aread on a
+/// damaged global heap) instead of returning an error. While an HDF5 call runs, SIGSEGV and
+/// SIGBUS print a prepared message naming the file and exit; the previous handlers come back after.
+enum CrashGuard {
+    /// The message, prepared before the call (a signal handler may only write and exit).
+    nonisolated(unsafe) static var message: UnsafeMutablePointer<CChar>? = nil
+    nonisolated(unsafe) static var messageLength = 0
+
+    struct Token { var segv = sigaction(); var bus = sigaction() }
+
+    static func enter(file: String) -> Token {
+        let text = "gatescope: \(file): corrupt HDF5 data made libhdf5 crash while reading it\n"
+        message?.deallocate()
+        let bytes = Array(text.utf8CString)
+        message = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count)
+        message!.initialize(from: bytes, count: bytes.count)
+        messageLength = bytes.count - 1
+        var action = sigaction()
+        #if os(Linux)
+        action.__sigaction_handler.sa_handler = { _ in
+            if let m = CrashGuard.message { _ = write(2, m, CrashGuard.messageLength) }
+            _exit(1)
+        }
+        #else
+        action.__sigaction_u.__sa_handler = { _ in
+            if let m = CrashGuard.message { _ = write(2, m, CrashGuard.messageLength) }
+            _exit(1)
+        }
+        #endif
+        sigemptyset(&action.sa_mask)
+        var token = Token()
+        sigaction(SIGSEGV, &action, &token.segv)
+        sigaction(SIGBUS, &action, &token.bus)
+        return token
+    }
+
+    static func leave(_ token: Token) {
+        var t = token
+        sigaction(SIGSEGV, &t.segv, nil)
+        sigaction(SIGBUS, &t.bus, nil)
+    }
 }
 
 /// A read-only HDF5 file (on disk or in memory); every failure throws `KerasError` naming the file and path.
@@ -28,7 +75,7 @@ public final class HDF5File {
     public init(path: String, name: String? = nil) throws {
         let label = name ?? path
         self.name = label
-        let id: hid_t = HDF5Lib.call { H5Fopen(path, shim_acc_rdonly(), shim_p_default()) }
+        let id: hid_t = HDF5Lib.call(label) { H5Fopen(path, shim_acc_rdonly(), shim_p_default()) }
         guard id >= 0 else {
             throw KerasError.corrupt(file: label, reason: "libhdf5 cannot open it as an HDF5 file")
         }
@@ -38,7 +85,7 @@ public final class HDF5File {
     /// Opens an HDF5 image held in memory (the core driver), e.g. `model.weights.h5` from a `.keras` zip.
     public init(bytes: Data, name: String) throws {
         self.name = name
-        let id: hid_t = HDF5Lib.call {
+        let id: hid_t = HDF5Lib.call(name) {
             guard bytes.starts(with: HDF5Lib.signature) else { return -1 }
             let fapl = H5Pcreate(shim_p_file_access())
             guard fapl >= 0 else { return -1 }
@@ -58,14 +105,14 @@ public final class HDF5File {
     }
 
     deinit {
-        HDF5Lib.call { _ = H5Fclose(fid) }
+        HDF5Lib.call(name) { _ = H5Fclose(fid) }
     }
 
     // MARK: structure
 
     /// True if a group or dataset exists at `path` (absolute or relative to the root).
     public func exists(_ path: String) -> Bool {
-        HDF5Lib.call {
+        HDF5Lib.call(name) {
             var prefix = ""
             for part in path.split(separator: "/") {
                 prefix += (prefix.isEmpty ? "" : "/") + part
@@ -78,7 +125,7 @@ public final class HDF5File {
     /// True if `path` is a group.
     public func isGroup(_ path: String) -> Bool {
         guard exists(path) else { return false }
-        return HDF5Lib.call {
+        return HDF5Lib.call(name) {
             let oid = H5Oopen(fid, path.isEmpty ? "/" : path, shim_p_default())
             guard oid >= 0 else { return false }
             defer { H5Oclose(oid) }
@@ -89,7 +136,7 @@ public final class HDF5File {
     /// Names of the links in group `path`, in name order.
     public func members(_ path: String) throws -> [String] {
         guard exists(path) else { throw KerasError.missing(file: name, path: path, what: "group") }
-        return try HDF5Lib.call {
+        return try HDF5Lib.call(name) {
             let gid = H5Gopen2(fid, path.isEmpty ? "/" : path, shim_p_default())
             guard gid >= 0 else { throw KerasError.unreadableObject(file: name, path: path, reason: "not a group") }
             defer { H5Gclose(gid) }
@@ -116,7 +163,7 @@ public final class HDF5File {
     /// True if the object at `path` exists and has attribute `attribute`.
     public func hasAttribute(_ path: String, _ attribute: String) -> Bool {
         guard path.isEmpty || path == "/" || exists(path) else { return false }
-        return HDF5Lib.call { H5Aexists_by_name(fid, path.isEmpty ? "/" : path, attribute, shim_p_default()) > 0 }
+        return HDF5Lib.call(name) { H5Aexists_by_name(fid, path.isEmpty ? "/" : path, attribute, shim_p_default()) > 0 }
     }
 
     /// A scalar string attribute (variable- or fixed-length).
@@ -134,7 +181,7 @@ public final class HDF5File {
     public func stringArrayAttribute(_ path: String, _ attribute: String) throws -> [String] {
         let where_ = attributePath(path, attribute)
         guard hasAttribute(path, attribute) else { throw KerasError.missing(file: name, path: where_, what: "") }
-        return try HDF5Lib.call {
+        return try HDF5Lib.call(name) {
             let aid = H5Aopen_by_name(fid, path.isEmpty ? "/" : path, attribute, shim_p_default(), shim_p_default())
             guard aid >= 0 else { throw KerasError.unreadableObject(file: name, path: where_, reason: "cannot open attribute") }
             defer { H5Aclose(aid) }
@@ -187,7 +234,7 @@ public final class HDF5File {
     /// A float dataset (any float or integer type on disk) converted to Float32, row-major.
     public func floatDataset(_ path: String) throws -> (shape: [Int], values: [Float]) {
         guard exists(path) else { throw KerasError.missing(file: name, path: path, what: "dataset") }
-        return try HDF5Lib.call {
+        return try HDF5Lib.call(name) {
             let did = H5Dopen2(fid, path, shim_p_default())
             guard did >= 0 else { throw KerasError.unreadableObject(file: name, path: path, reason: "not a dataset") }
             defer { H5Dclose(did) }

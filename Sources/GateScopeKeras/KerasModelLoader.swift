@@ -51,7 +51,7 @@ public enum KerasModelLoader {
         if head.starts(with: [0x50, 0x4B]) { return .kerasZip }  // "PK"
         if head.starts(with: HDF5Lib.signature) { return .hdf5 }
         // A user block can move the HDF5 signature to 512, 1024, ...
-        if HDF5Lib.call({ H5Fis_hdf5(path) }) > 0 { return .hdf5 }
+        if HDF5Lib.call(path, { H5Fis_hdf5(path) }) > 0 { return .hdf5 }
         if head.isEmpty { throw KerasError.unreadable(file: path, reason: "the file is empty, not a Keras model") }
         throw KerasError.unreadable(file: path, reason: "not a Keras model: neither a .keras zip archive nor an HDF5 .h5 file (corrupt?)")
     }
