@@ -3,6 +3,7 @@ import PackageDescription
 
 // Targets, one job each (see README "Architecture"):
 //   CSQLite, CHDF5, CBLAS   system libraries from apt (sqlite3, libhdf5, OpenBLAS)
+//   CKernels                AVX-512 matrix kernel for the engine's packed weights
 //   GateScopeEngine         Keras-exact forward pass, gate observer; no I/O, no storage
 //   GateScopeKeras          .keras / legacy .h5 import into engine models
 //   GateScopeInput          sequence readers (.npy .npz .jsonl .csv .txt) and .npy writer
@@ -28,7 +29,9 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
-        .target(name: "GateScopeEngine", dependencies: ["CBLAS"]),
+        // AVX-512 matrix kernel for packed weights (runtime-dispatched; OpenBLAS otherwise).
+        .target(name: "CKernels"),
+        .target(name: "GateScopeEngine", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "GateScopeKeras", dependencies: [
             "GateScopeEngine", "CHDF5",
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
@@ -59,7 +62,7 @@ let package = Package(
         .executableTarget(name: "EmbedSQL", path: "Sources/EmbedSQL"),
         .plugin(name: "EmbedSQLPlugin", capability: .buildTool(), dependencies: ["EmbedSQL"]),
 
-        .testTarget(name: "GateScopeEngineTests", dependencies: ["GateScopeEngine"]),
+        .testTarget(name: "GateScopeEngineTests", dependencies: ["GateScopeEngine", "CKernels"]),
         .testTarget(name: "GateScopeKerasTests", dependencies: ["GateScopeKeras", "GateScopeEngine", "GateScopeInput"],
                     path: "Tests/GateScopeKerasTests"),
         .testTarget(name: "GateScopeInputTests", dependencies: ["GateScopeInput"]),

@@ -1,4 +1,12 @@
+import CKernels
 import Dispatch
+
+/// An LSTM's two weight matrices, prepared once per model for the matrix kernel.
+struct LSTMWeights: Sendable {
+    let kernel: PackedMatrix           // [inputDim, 4*units]
+    let recurrentKernel: PackedMatrix  // [units, 4*units]
+
+}
 
 /// Keras's LSTM over a batch, step by step, reporting every computed step to an observer.
 ///
@@ -15,13 +23,15 @@ import Dispatch
 /// called once per step, for the whole batch, from the calling thread.
 struct LSTMForward {
     let spec: LSTMSpec
+    let weights: LSTMWeights
     let batch: Int
     let time: Int
     /// Row ranges of the batch, one per thread (a single range runs on the calling thread).
     let chunks: [Range<Int>]
 
-    init(spec: LSTMSpec, batch: Int, time: Int, threads: Int) {
+    init(spec: LSTMSpec, weights: LSTMWeights, batch: Int, time: Int, threads: Int) {
         self.spec = spec
+        self.weights = weights
         self.batch = batch
         self.time = time
         // At least 8 sequences per thread: below that the thread hand-off costs more than it saves.
@@ -51,6 +61,7 @@ struct LSTMForward {
         }
         let report = observer.map { $0.observedLayers?.contains(layerIndex) ?? true } ?? false
         let ra = spec.recurrentActivation, a = spec.activation
+        let fastCell = Kernels.enabled && ra == .sigmoid && a == .tanh
         let returnSequences = spec.returnSequences, zeroOutput = spec.zeroOutputForMask
 
         // Buffers allocated once for the whole sequence.
@@ -63,9 +74,10 @@ struct LSTMForward {
         var sequence = [Float](repeating: 0, count: returnSequences ? batch * time * u : 0)
         var last = [Float](repeating: 0, count: batch * u)
 
+        let kernel = weights.kernel                    // [inputDim, 4u]
+        let recurrentKernel = weights.recurrentKernel  // [units, 4u]
+
         try x.withUnsafeBufferPointer { xp in
-        try spec.kernel.values.withUnsafeBufferPointer { kp in
-        try spec.recurrentKernel.values.withUnsafeBufferPointer { up in
         try xproj.withUnsafeMutableBufferPointer { xz in
         try state.withUnsafeMutableBufferPointer { st in
         try z.withUnsafeMutableBufferPointer { zp in
@@ -80,7 +92,7 @@ struct LSTMForward {
             // Input projection for every (sequence, step) at once: one large matrix product per chunk.
             forEachChunk { _, rows in
                 let first = rows.lowerBound * time
-                matmul(xp.baseAddress! + first * d, kp.baseAddress!, xz.baseAddress! + first * u4, m: rows.count * time, k: d, n: u4)
+                kernel.multiply(xp.baseAddress! + first * d, rows: rows.count * time, into: xz.baseAddress! + first * u4)
                 if let bias = spec.bias {
                     for row in first..<(rows.upperBound * time) {
                         let r = xz.baseAddress! + row * u4
@@ -93,17 +105,22 @@ struct LSTMForward {
                 let t = spec.goBackwards ? time - 1 - k : k
                 forEachChunk { chunk, rows in
                     // z = h @ U for this chunk's rows: [rows, units] x [units, 4u]
-                    matmul(h + rows.lowerBound * u, up.baseAddress!, zp.baseAddress! + rows.lowerBound * u4, m: rows.count, k: u, n: u4)
+                    recurrentKernel.multiply(h + rows.lowerBound * u, rows: rows.count, into: zp.baseAddress! + rows.lowerBound * u4)
                     let acc = ac.baseAddress! + chunk * u
                     for b in rows {
                         act[b] = mask?[b * time + t] ?? true
                         guard act[b] else { continue }
                         let zr = zp.baseAddress! + b * u4, xr = xz.baseAddress! + (b * time + t) * u4
                         for j in 0..<u4 { zr[j] += xr[j] }
+                        let s = b * u
+                        if fastCell {
+                            // The same cell update in AVX-512 (Keras's default activations).
+                            gs_lstm_cell_sigmoid_tanh(zr, Int32(u), c + s, h + s, gi + s, gf + s, gg + s, go + s)
+                            continue
+                        }
                         ra.apply(UnsafeMutableBufferPointer(start: zr, count: 2 * u), rowLength: u)       // i, f
                         a.apply(UnsafeMutableBufferPointer(start: zr + 2 * u, count: u), rowLength: u)    // g
                         ra.apply(UnsafeMutableBufferPointer(start: zr + 3 * u, count: u), rowLength: u)   // o
-                        let s = b * u
                         for j in 0..<u {
                             let iv = zr[j], fv = zr[u + j], gv = zr[2 * u + j]
                             gi[s + j] = iv
@@ -138,7 +155,7 @@ struct LSTMForward {
                         c: UnsafeBufferPointer(start: c, count: n), h: UnsafeBufferPointer(start: h, count: n)))
                 }
             }
-        }}}}}}}}}}}
+        }}}}}}}}}
         return Result(sequence: sequence, last: last)
     }
 }

@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -40,4 +41,49 @@ public enum MatrixThreads {
 
     private static let lock = NSLock()
     nonisolated(unsafe) private static var current = 0
+}
+
+/// The AVX-512 kernels of CKernels: used when the CPU has AVX-512 (checked at run time).
+enum Kernels {
+    /// Set GATESCOPE_KERNELS=off to run on OpenBLAS and the portable Swift code alone (for comparison).
+    static let enabled: Bool = gs_gemm_available() != 0 && getenv("GATESCOPE_KERNELS").map { String(cString: $0) } != "off"
+}
+
+/// A weight matrix `[k, n]` prepared for many products `A[m, k] @ W`: packed into panels for the
+/// AVX-512 kernel when the CPU has one, else multiplied by OpenBLAS. Vector products (m = 1) always
+/// go to BLAS gemv, which reads W once without packing.
+final class PackedMatrix: @unchecked Sendable {  // immutable after init
+    let k: Int
+    let n: Int
+    private let values: [Float]      // [k, n] row-major
+    private let packed: [Float]?     // 32-column panels (gs_pack), when the kernel runs here
+
+
+    init(_ w: Matrix) {
+        let (k, n) = (w.rows, w.cols)
+        self.k = k
+        self.n = n
+        values = w.values
+        if Kernels.enabled, k > 0, n > 0 {
+            var p = [Float](repeating: 0, count: gs_packed_size(Int32(k), Int32(n)))
+            w.values.withUnsafeBufferPointer { src in
+                p.withUnsafeMutableBufferPointer { gs_pack(src.baseAddress!, Int32(k), Int32(n), $0.baseAddress!) }
+            }
+            packed = p
+        } else {
+            packed = nil
+        }
+    }
+
+    /// c[m, n] = a[m, k] @ W (+ c when `accumulate`).
+    func multiply(_ a: UnsafePointer<Float>, rows m: Int, into c: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        guard m > 0, n > 0 else { return }
+        if let packed, m > 1, k > 0 {
+            packed.withUnsafeBufferPointer { p in
+                gs_gemm_packed(a, Int32(m), Int32(k), p.baseAddress!, Int32(n), c, accumulate ? 1 : 0)
+            }
+        } else {
+            values.withUnsafeBufferPointer { w in matmul(a, w.baseAddress!, c, m: m, k: k, n: n, accumulate: accumulate) }
+        }
+    }
 }

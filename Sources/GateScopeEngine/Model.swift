@@ -14,6 +14,9 @@ public struct Model: Sendable {
     public let recurrentLayers: [RecurrentLayerInfo]
     /// Per layer: output shape without the batch axis, `nil` for a free time axis.
     public let outputShapes: [[Int?]]
+    /// Per layer: its weight matrices prepared for the matrix kernel (LSTM: one, Bidirectional:
+    /// forward then backward, Dense: its kernel), built once here rather than per batch.
+    private let prepared: [[PackedMatrix]]
 
     /// Validates the chain (shapes, what may follow what) and indexes its recurrent layers.
     public init(name: String, format: String, kerasVersion: String, layers: [Layer]) throws {
@@ -70,6 +73,15 @@ public struct Model: Sendable {
         self.layers = layers
         self.recurrentLayers = recurrent
         self.outputShapes = shapes
+        self.prepared = layers.map { layer in
+            switch layer.kind {
+            case let .lstm(s): return [PackedMatrix(s.kernel), PackedMatrix(s.recurrentKernel)]
+            case let .bidirectional(f, b, _):
+                return [PackedMatrix(f.kernel), PackedMatrix(f.recurrentKernel), PackedMatrix(b.kernel), PackedMatrix(b.recurrentKernel)]
+            case let .dense(k, _, _): return [PackedMatrix(k)]
+            default: return []
+            }
+        }
     }
 
     /// Feature count per step of the input, or nil when the model takes token ids.
@@ -154,7 +166,8 @@ public struct Model: Sendable {
         }
 
         var recurrentIndex = 0
-        for layer in layers {
+        for (index, layer) in layers.enumerated() {
+            let packs = prepared[index]
             switch layer.kind {
             case .input, .identity:
                 break
@@ -185,16 +198,19 @@ public struct Model: Sendable {
                 }
                 mask = withLengths(m)
             case let .lstm(spec):
-                let r = try LSTMForward(spec: spec, batch: batch, time: time, threads: threads)
+                let r = try LSTMForward(spec: spec, weights: LSTMWeights(kernel: packs[0], recurrentKernel: packs[1]),
+                                            batch: batch, time: time, threads: threads)
                     .run(x, mask: mask, layerIndex: recurrentIndex, observer: observer)
                 recurrentIndex += 1
                 // Keras passes the mask on unchanged (not reversed, even for go_backwards).
                 if spec.returnSequences { x = r.sequence } else { x = r.last; hasTime = false; mask = nil }
                 dim = spec.units
             case let .bidirectional(fwd, bwd, merge):
-                let rf = try LSTMForward(spec: fwd, batch: batch, time: time, threads: threads)
+                let rf = try LSTMForward(spec: fwd, weights: LSTMWeights(kernel: packs[0], recurrentKernel: packs[1]),
+                                             batch: batch, time: time, threads: threads)
                     .run(x, mask: mask, layerIndex: recurrentIndex, observer: observer)
-                let rb = try LSTMForward(spec: bwd, batch: batch, time: time, threads: threads)
+                let rb = try LSTMForward(spec: bwd, weights: LSTMWeights(kernel: packs[2], recurrentKernel: packs[3]),
+                                             batch: batch, time: time, threads: threads)
                     .run(x, mask: mask, layerIndex: recurrentIndex + 1, observer: observer)
                 recurrentIndex += 2
                 let u = fwd.units
@@ -220,11 +236,7 @@ public struct Model: Sendable {
                 let rows = hasTime ? batch * time : batch
                 var out = [Float](repeating: 0, count: rows * kernel.cols)  // [rows, units]
                 x.withUnsafeBufferPointer { xp in
-                    kernel.values.withUnsafeBufferPointer { kp in
-                        out.withUnsafeMutableBufferPointer { op in
-                            matmul(xp.baseAddress!, kp.baseAddress!, op.baseAddress!, m: rows, k: kernel.rows, n: kernel.cols)
-                        }
-                    }
+                    out.withUnsafeMutableBufferPointer { packs[0].multiply(xp.baseAddress!, rows: rows, into: $0.baseAddress!) }
                 }
                 if let bias {
                     for r in 0..<rows { for j in 0..<kernel.cols { out[r * kernel.cols + j] += bias[j] } }

@@ -1,4 +1,6 @@
 import Testing
+import CKernels
+import Foundation
 @testable import GateScopeEngine
 
 private func featureModel(_ layers: [Layer], featureDim: Int) throws -> Model {
@@ -187,4 +189,50 @@ func bidirectionalMerge(_ merge: MergeMode) throws {
     #expect(Set(serial.gates.keys) == Set(threaded.gates.keys))
     #expect(serial.order == threaded.order)
     for (key, g) in serial.gates { for q in 0..<6 { #expect(maxDiff(g[q], threaded.gates[key]![q]) < 1e-6) } }
+}
+
+/// The packed matrix product (AVX-512 kernel where the CPU has it, else OpenBLAS) equals a plain
+/// triple loop for shapes that do not fill its 8 x 32 blocks, with and without accumulation.
+@Test(arguments: [(1, 5, 7), (3, 33, 40), (8, 64, 32), (13, 256, 1024), (130, 17, 100)])
+func packedProductMatchesNaive(_ shape: (Int, Int, Int)) throws {
+    let (m, k, n) = shape
+    var r = Lcg(state: UInt64(m * 1000 + k * 10 + n))
+    let a = r.array(m * k), w = r.array(k * n), c0 = r.array(m * n)
+    let packed = PackedMatrix(Matrix(rows: k, cols: n, values: w))
+    for accumulate in [false, true] {
+        var c = c0
+        a.withUnsafeBufferPointer { ap in
+            c.withUnsafeMutableBufferPointer { packed.multiply(ap.baseAddress!, rows: m, into: $0.baseAddress!, accumulate: accumulate) }
+        }
+        var want = accumulate ? c0 : [Float](repeating: 0, count: m * n)
+        for i in 0..<m { for j in 0..<n {
+            var s: Double = 0
+            for q in 0..<k { s += Double(a[i * k + q]) * Double(w[q * n + j]) }
+            want[i * n + j] += Float(s)
+        } }
+        #expect(maxDiff(c, want) < 1e-4, "\(shape) accumulate=\(accumulate) kernels=\(Kernels.enabled)")
+    }
+}
+
+/// The AVX-512 cell update (used for sigmoid/tanh LSTMs on CPUs that have it) agrees with a
+/// float64 evaluation of Keras's cell for every lane, including a partial last vector (u = 37).
+@Test func avx512CellMatchesFloat64() throws {
+    guard gs_gemm_available() != 0 else { return }  // nothing to check on this CPU
+    let u = 37
+    var r = Lcg(state: 99)
+    let z = r.array(4 * u, 6), c0 = r.array(u, 2)
+    var c = c0, h = [Float](repeating: 0, count: u)
+    var gi = h, gf = h, gg = h, go = h
+    gs_lstm_cell_sigmoid_tanh(z, Int32(u), &c, &h, &gi, &gf, &gg, &go)
+    func sig(_ x: Float) -> Double { 1 / (1 + Foundation.exp(-Double(x))) }
+    var worst = 0.0
+    for j in 0..<u {
+        let i = sig(z[j]), f = sig(z[u + j]), g = Foundation.tanh(Double(z[2 * u + j])), o = sig(z[3 * u + j])
+        let cn = f * Double(c0[j]) + i * g, hn = o * Foundation.tanh(cn)
+        for (got, want) in [(gi[j], i), (gf[j], f), (gg[j], g), (go[j], o), (c[j], cn), (h[j], hn)] {
+            worst = max(worst, abs(Double(got) - want) / (1e-7 + 1e-6 * abs(want)))
+        }
+    }
+    print("AVX-512 cell: worst error / (1e-7 + 1e-6|b|) = \(worst)")
+    #expect(worst <= 1)
 }

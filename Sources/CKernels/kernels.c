@@ -1,0 +1,151 @@
+// An AVX-512 matrix product for the engine's two shapes: [rows, k] @ [k, 4*units] with the weight
+// matrix packed once per layer. OpenBLAS on machines whose OPENBLAS_CORETYPE pins it to AVX2
+// leaves half of an AVX-512 core unused; this kernel is the classic register-blocked loop:
+// 8 rows x 32 columns of C in 16 zmm accumulators, one k at a time.
+#include "ckernels.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define NR 32  // columns per panel (two zmm registers)
+#define MR 8   // rows per block
+
+int gs_gemm_available(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return cached;
+}
+
+size_t gs_packed_size(int k, int n) {
+    size_t panels = (size_t)(n + NR - 1) / NR;
+    return panels * (size_t)k * NR;
+}
+
+void gs_pack(const float *b, int k, int n, float *packed) {
+    int panels = (n + NR - 1) / NR;
+    for (int p = 0; p < panels; p++) {
+        int col = p * NR, width = n - col < NR ? n - col : NR;
+        float *dst = packed + (size_t)p * k * NR;
+        for (int r = 0; r < k; r++) {
+            memcpy(dst + (size_t)r * NR, b + (size_t)r * n + col, (size_t)width * sizeof(float));
+            if (width < NR) memset(dst + (size_t)r * NR + width, 0, (size_t)(NR - width) * sizeof(float));
+        }
+    }
+}
+
+// C[rows, cols] (rows <= MR, cols <= NR) of one block, from A rows (stride lda) and one panel.
+__attribute__((target("avx512f")))
+static void block(const float *a, int lda, int rows, int k, const float *panel,
+                  float *c, int ldc, int cols, int accumulate) {
+    __m512 acc[MR][2];
+    for (int r = 0; r < MR; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
+    if (rows == MR) {
+        for (int kk = 0; kk < k; kk++) {
+            __m512 b0 = _mm512_loadu_ps(panel + (size_t)kk * NR);
+            __m512 b1 = _mm512_loadu_ps(panel + (size_t)kk * NR + 16);
+            for (int r = 0; r < MR; r++) {
+                __m512 av = _mm512_set1_ps(a[(size_t)r * lda + kk]);
+                acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+            }
+        }
+    } else {
+        for (int kk = 0; kk < k; kk++) {
+            __m512 b0 = _mm512_loadu_ps(panel + (size_t)kk * NR);
+            __m512 b1 = _mm512_loadu_ps(panel + (size_t)kk * NR + 16);
+            for (int r = 0; r < rows; r++) {
+                __m512 av = _mm512_set1_ps(a[(size_t)r * lda + kk]);
+                acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+            }
+        }
+    }
+    __mmask16 m0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1);
+    __mmask16 m1 = cols >= 32 ? (__mmask16)0xFFFF : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
+    for (int r = 0; r < rows; r++) {
+        float *cr = c + (size_t)r * ldc;
+        if (accumulate) {
+            acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_maskz_loadu_ps(m0, cr));
+            acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(m1, cr + 16));
+        }
+        _mm512_mask_storeu_ps(cr, m0, acc[r][0]);
+        _mm512_mask_storeu_ps(cr + 16, m1, acc[r][1]);
+    }
+}
+
+void gs_gemm_packed(const float *a, int m, int k, const float *packed, int n, float *c, int accumulate) {
+    int panels = (n + NR - 1) / NR;
+    // Strips of MC rows (kept in L2); within a strip each packed panel (NR x k, about 32 KB) is
+    // read once and used by every 8-row block while it sits in L1.
+    enum { MC = 128 };
+    for (int i0 = 0; i0 < m; i0 += MC) {
+        int i1 = m - i0 < MC ? m : i0 + MC;
+        for (int p = 0; p < panels; p++) {
+            int col = p * NR, cols = n - col < NR ? n - col : NR;
+            const float *panel = packed + (size_t)p * k * NR;
+            for (int i = i0; i < i1; i += MR) {
+                int rows = i1 - i < MR ? i1 - i : MR;
+                block(a + (size_t)i * k, k, rows, k, panel, c + (size_t)i * n + col, n, cols, accumulate);
+            }
+        }
+    }
+}
+
+// exp(x) for 16 lanes: x = n*ln2 + r, n = round(x/ln2), degree-6 polynomial for e^r (Cephes).
+__attribute__((target("avx512f")))
+static inline __m512 exp16(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
+    r = _mm512_add_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(2.12194440e-4f)));
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
+    __m512 e = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, _mm512_mul_ps(r, r)), r), _mm512_set1_ps(1.0f));
+    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(e, _mm512_castsi512_ps(bits));
+}
+
+__attribute__((target("avx512f")))
+static inline __m512 sigmoid16(__m512 x) {
+    __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+
+__attribute__((target("avx512f")))
+static inline __m512 tanh16(__m512 x) {
+    __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u));
+    __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(_mm512_set1_epi32((int)0x80000000u), _mm512_castps_si512(x)));
+    __m512 e = exp16(_mm512_mul_ps(a, _mm512_set1_ps(-2.0f)));
+    __m512 one = _mm512_set1_ps(1.0f);
+    __m512 t = _mm512_div_ps(_mm512_sub_ps(one, e), _mm512_add_ps(one, e));
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t), sign));
+}
+
+__attribute__((target("avx512f")))
+void gs_lstm_cell_sigmoid_tanh(const float *z, int u, float *c, float *h,
+                               float *gi, float *gf, float *gg, float *go) {
+    for (int j = 0; j < u; j += 16) {
+        __mmask16 m = u - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (u - j)) - 1);
+        __m512 i = sigmoid16(_mm512_maskz_loadu_ps(m, z + j));
+        __m512 f = sigmoid16(_mm512_maskz_loadu_ps(m, z + u + j));
+        __m512 g = tanh16(_mm512_maskz_loadu_ps(m, z + 2 * u + j));
+        __m512 o = sigmoid16(_mm512_maskz_loadu_ps(m, z + 3 * u + j));
+        // c = f*c + i*g, h = o*tanh(c), with separate multiply and add as in Keras (no fused rounding).
+        __m512 cv = _mm512_add_ps(_mm512_mul_ps(f, _mm512_maskz_loadu_ps(m, c + j)), _mm512_mul_ps(i, g));
+        __m512 hv = _mm512_mul_ps(o, tanh16(cv));
+        _mm512_mask_storeu_ps(gi + j, m, i);
+        _mm512_mask_storeu_ps(gf + j, m, f);
+        _mm512_mask_storeu_ps(gg + j, m, g);
+        _mm512_mask_storeu_ps(go + j, m, o);
+        _mm512_mask_storeu_ps(c + j, m, cv);
+        _mm512_mask_storeu_ps(h + j, m, hv);
+    }
+}
