@@ -42,6 +42,8 @@ static void block(const float *a, int lda, int rows, int k, const float *panel,
                   float *c, int ldc, int cols, int accumulate) {
     __m512 acc[MR][2];
     for (int r = 0; r < MR; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
+    // Two copies of the loop on purpose: with the constant trip count MR the compiler unrolls it
+    // and keeps all 16 accumulators in registers; the variable one serves the last partial block.
     if (rows == MR) {
         for (int kk = 0; kk < k; kk++) {
             __m512 b0 = _mm512_loadu_ps(panel + (size_t)kk * NR);
