@@ -6,6 +6,11 @@ struct LSTMWeights: Sendable {
     let kernel: PackedMatrix           // [inputDim, 4*units]
     let recurrentKernel: PackedMatrix  // [units, 4*units]
 
+    init(_ spec: LSTMSpec) {
+        kernel = PackedMatrix(spec.kernel)
+        recurrentKernel = PackedMatrix(spec.recurrentKernel)
+    }
+
 }
 
 /// Keras's LSTM over a batch, step by step, reporting every computed step to an observer.
@@ -29,13 +34,17 @@ struct LSTMForward {
     /// Row ranges of the batch, one per thread (a single range runs on the calling thread).
     let chunks: [Range<Int>]
 
+    /// Threads worth using for `batch` sequences, at most `threads`: at least 8 sequences per
+    /// thread, since below that the thread hand-off costs more than it saves.
+    static func threadCount(_ threads: Int, batch: Int) -> Int { max(1, min(threads, batch / 8)) }
+
+    /// Splits the batch into `threads` row ranges (use `threadCount` to choose it).
     init(spec: LSTMSpec, weights: LSTMWeights, batch: Int, time: Int, threads: Int) {
         self.spec = spec
         self.weights = weights
         self.batch = batch
         self.time = time
-        // At least 8 sequences per thread: below that the thread hand-off costs more than it saves.
-        let n = max(1, min(threads, batch / 8))
+        let n = max(1, min(threads, batch))
         chunks = (0..<n).map { c in (batch * c / n)..<(batch * (c + 1) / n) }
     }
 

@@ -14,9 +14,8 @@ public struct Model: Sendable {
     public let recurrentLayers: [RecurrentLayerInfo]
     /// Per layer: output shape without the batch axis, `nil` for a free time axis.
     public let outputShapes: [[Int?]]
-    /// Per layer: its weight matrices prepared for the matrix kernel (LSTM: one, Bidirectional:
-    /// forward then backward, Dense: its kernel), built once here rather than per batch.
-    private let prepared: [[PackedMatrix]]
+    /// Per layer: its weight matrices prepared for the matrix kernel, built once here rather than per batch.
+    private let prepared: [PreparedWeights]
 
     /// Validates the chain (shapes, what may follow what) and indexes its recurrent layers.
     public init(name: String, format: String, kerasVersion: String, layers: [Layer]) throws {
@@ -75,11 +74,10 @@ public struct Model: Sendable {
         self.outputShapes = shapes
         self.prepared = layers.map { layer in
             switch layer.kind {
-            case let .lstm(s): return [PackedMatrix(s.kernel), PackedMatrix(s.recurrentKernel)]
-            case let .bidirectional(f, b, _):
-                return [PackedMatrix(f.kernel), PackedMatrix(f.recurrentKernel), PackedMatrix(b.kernel), PackedMatrix(b.recurrentKernel)]
-            case let .dense(k, _, _): return [PackedMatrix(k)]
-            default: return []
+            case let .lstm(s): return PreparedWeights(lstm: [LSTMWeights(s)])
+            case let .bidirectional(f, b, _): return PreparedWeights(lstm: [LSTMWeights(f), LSTMWeights(b)])
+            case let .dense(k, _, _): return PreparedWeights(dense: PackedMatrix(k))
+            default: return PreparedWeights()
             }
         }
     }
@@ -119,7 +117,7 @@ public struct Model: Sendable {
         let threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
         // The engine splits large batches across threads itself, each with a single-threaded
         // product; a small batch is one thread, and the matrix library may use the others.
-        let engineThreads = max(1, min(threads, batch / 8))
+        let engineThreads = LSTMForward.threadCount(threads, batch: batch)
         MatrixThreads.limit(to: engineThreads > 1 ? 1 : threads)
         // The caller's lengths act as an extra mask, so padding never reaches a recurrent layer.
         var lengthMask: [Bool]? = nil
@@ -167,7 +165,7 @@ public struct Model: Sendable {
 
         var recurrentIndex = 0
         for (index, layer) in layers.enumerated() {
-            let packs = prepared[index]
+            let weights = prepared[index]
             switch layer.kind {
             case .input, .identity:
                 break
@@ -198,19 +196,19 @@ public struct Model: Sendable {
                 }
                 mask = withLengths(m)
             case let .lstm(spec):
-                let r = try LSTMForward(spec: spec, weights: LSTMWeights(kernel: packs[0], recurrentKernel: packs[1]),
-                                            batch: batch, time: time, threads: threads)
+                let r = try LSTMForward(spec: spec, weights: weights.lstm[0],
+                                            batch: batch, time: time, threads: engineThreads)
                     .run(x, mask: mask, layerIndex: recurrentIndex, observer: observer)
                 recurrentIndex += 1
                 // Keras passes the mask on unchanged (not reversed, even for go_backwards).
                 if spec.returnSequences { x = r.sequence } else { x = r.last; hasTime = false; mask = nil }
                 dim = spec.units
             case let .bidirectional(fwd, bwd, merge):
-                let rf = try LSTMForward(spec: fwd, weights: LSTMWeights(kernel: packs[0], recurrentKernel: packs[1]),
-                                             batch: batch, time: time, threads: threads)
+                let rf = try LSTMForward(spec: fwd, weights: weights.lstm[0],
+                                             batch: batch, time: time, threads: engineThreads)
                     .run(x, mask: mask, layerIndex: recurrentIndex, observer: observer)
-                let rb = try LSTMForward(spec: bwd, weights: LSTMWeights(kernel: packs[2], recurrentKernel: packs[3]),
-                                             batch: batch, time: time, threads: threads)
+                let rb = try LSTMForward(spec: bwd, weights: weights.lstm[1],
+                                             batch: batch, time: time, threads: engineThreads)
                     .run(x, mask: mask, layerIndex: recurrentIndex + 1, observer: observer)
                 recurrentIndex += 2
                 let u = fwd.units
@@ -236,7 +234,7 @@ public struct Model: Sendable {
                 let rows = hasTime ? batch * time : batch
                 var out = [Float](repeating: 0, count: rows * kernel.cols)  // [rows, units]
                 x.withUnsafeBufferPointer { xp in
-                    out.withUnsafeMutableBufferPointer { packs[0].multiply(xp.baseAddress!, rows: rows, into: $0.baseAddress!) }
+                    out.withUnsafeMutableBufferPointer { weights.dense!.multiply(xp.baseAddress!, rows: rows, into: $0.baseAddress!) }
                 }
                 if let bias {
                     for r in 0..<rows { for j in 0..<kernel.cols { out[r * kernel.cols + j] += bias[j] } }
@@ -263,4 +261,11 @@ public struct Model: Sendable {
         }
         return out
     }
+}
+
+/// One layer's weights prepared for the matrix kernel: an LSTM's (a Bidirectional's forward then
+/// backward half), or a Dense kernel.
+private struct PreparedWeights: Sendable {
+    var lstm: [LSTMWeights] = []
+    var dense: PackedMatrix? = nil
 }
