@@ -59,14 +59,19 @@ struct LSTMForward {
         var sequence: [Float]
         /// [batch, units]: the output of the last processed step.
         var last: [Float]
+        /// [batch, units] each: the states after the last step (carried through masked steps).
+        var finalH: [Float]
+        var finalC: [Float]
     }
 
-    /// Runs the layer on `x` [batch, time, inputDim] with `mask` [batch, time] (nil: all steps).
-    func run(_ x: [Float], mask: [Bool]?, layerIndex: Int, observer: GateObserver?) throws -> Result {
+    /// Runs the layer on `x` [batch, time, inputDim] with `mask` [batch, time] (nil: all steps),
+    /// starting from `initial` states h, c ([batch, units] each; zeros when nil).
+    func run(_ x: [Float], mask: [Bool]?, initial: [[Float]]? = nil, layerIndex: Int, observer: GateObserver?) throws -> Result {
         let u = spec.units, u4 = 4 * spec.units, d = spec.inputDim, batch = batch, time = time
         precondition(x.count == batch * time * d)
         guard batch > 0, time > 0 else {
-            return Result(sequence: [], last: [Float](repeating: 0, count: batch * u))
+            let h0 = initial?[0] ?? [Float](repeating: 0, count: batch * u)
+            return Result(sequence: [], last: h0, finalH: h0, finalC: initial?[1] ?? [Float](repeating: 0, count: batch * u))
         }
         let report = observer.map { $0.observedLayers?.contains(layerIndex) ?? true } ?? false
         let ra = spec.recurrentActivation, a = spec.activation
@@ -76,6 +81,10 @@ struct LSTMForward {
         // Buffers allocated once for the whole sequence.
         var xproj = [Float](repeating: 0, count: batch * time * u4)  // [batch*time, 4u]
         var state = [Float](repeating: 0, count: 2 * batch * u)      // h then c, each [batch, units]
+        if let initial {
+            precondition(initial.count == 2 && initial[0].count == batch * u && initial[1].count == batch * u)
+            state = initial[0] + initial[1]
+        }
         var z = [Float](repeating: 0, count: batch * u4)             // [batch, 4u]
         var gates = [Float](repeating: 0, count: 4 * batch * u)      // i, f, g, o, each [batch, units]
         var actC = [Float](repeating: 0, count: chunks.count * u)    // [chunks, units] scratch
@@ -158,13 +167,11 @@ struct LSTMForward {
                 if report, let observer, act.contains(true) {
                     let n = batch * u
                     try observer.observe(GateStep(
-                        layer: layerIndex, step: t, batchSize: batch, units: u, active: UnsafeBufferPointer(act),
-                        i: UnsafeBufferPointer(start: gi, count: n), f: UnsafeBufferPointer(start: gf, count: n),
-                        g: UnsafeBufferPointer(start: gg, count: n), o: UnsafeBufferPointer(start: go, count: n),
-                        c: UnsafeBufferPointer(start: c, count: n), h: UnsafeBufferPointer(start: h, count: n)))
+                        layer: layerIndex, cell: .lstm, step: t, batchSize: batch, units: u, active: UnsafeBufferPointer(act),
+                        planes: [gi, gf, gg, go, c, h].map { (p: UnsafeMutablePointer<Float>) in UnsafeBufferPointer(start: p, count: n) }))
                 }
             }
         }}}}}}}}}
-        return Result(sequence: sequence, last: last)
+        return Result(sequence: sequence, last: last, finalH: Array(state[0..<(batch * u)]), finalC: Array(state[(batch * u)...]))
     }
 }

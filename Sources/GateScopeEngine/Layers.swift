@@ -63,12 +63,8 @@ public struct LSTMSpec: Equatable, Sendable {
     public var parameterCount: Int { kernel.values.count + recurrentKernel.values.count + (bias?.count ?? 0) }
 }
 
-/// How a Bidirectional layer combines its two halves.
-public enum MergeMode: String, Sendable {
-    case concat, sum, ave, mul
-}
-
-/// What one layer computes. Layers that do nothing at inference are `.identity`.
+/// A layer of a single chain, for building small models by hand (tests, benchmarks); importers build
+/// `Graph`s. Layers that do nothing at inference are `.identity`.
 public enum LayerKind: Equatable, Sendable {
     /// The model input; `featureDim` is nil for token-id input.
     case input(featureDim: Int?)
@@ -119,22 +115,3 @@ public enum Direction: String, Sendable, Codable {
     case bwd
 }
 
-/// One recorded LSTM half: a plain LSTM gives one, a Bidirectional two (same name).
-public struct RecurrentLayerInfo: Equatable, Sendable {
-    /// Index in `Model.recurrentLayers`; the `layer` of every `GateStep` from it.
-    public var index: Int
-    public var name: String
-    public var direction: Direction
-    public var units: Int
-    public var inputDim: Int
-    public var activation: Activation
-    public var recurrentActivation: Activation
-}
-
-extension RecurrentLayerInfo {
-    /// The recorded half that `spec` computes, as layer `name` (a Bidirectional's name for both halves).
-    init(index: Int, name: String, spec: LSTMSpec) {
-        self.init(index: index, name: name, direction: spec.goBackwards ? .bwd : .fwd, units: spec.units,
-                  inputDim: spec.inputDim, activation: spec.activation, recurrentActivation: spec.recurrentActivation)
-    }
-}

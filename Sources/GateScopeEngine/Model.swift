@@ -1,271 +1,223 @@
 import Foundation
 
-/// A chain of Keras layers, ready to run; built by GateScopeKeras or by hand in tests.
+/// One recurrent half that reports gate values: a plain recurrent call gives one, a Bidirectional two.
+public struct RecurrentLayerInfo: Equatable, Sendable {
+    /// Index in `Model.recurrentLayers`; the `layer` of every `GateStep` from it.
+    public var index: Int
+    /// The call's name (`lstm`, or `lstm#2` for a shared layer's second call); both halves of a
+    /// Bidirectional share it.
+    public var name: String
+    public var cell: CellKind
+    public var direction: Direction
+    public var units: Int
+    public var inputDim: Int
+    public var activation: Activation
+    public var recurrentActivation: Activation
+    /// Where the call's time axis comes from, and whether its steps line up with that input's.
+    public var time: TimeAxis?
+
+    /// Creates a description (tests build these by hand).
+    public init(index: Int, name: String, cell: CellKind = .lstm, direction: Direction, units: Int, inputDim: Int,
+                activation: Activation, recurrentActivation: Activation, time: TimeAxis? = nil) {
+        self.index = index
+        self.name = name
+        self.cell = cell
+        self.direction = direction
+        self.units = units
+        self.inputDim = inputDim
+        self.activation = activation
+        self.recurrentActivation = recurrentActivation
+        self.time = time
+    }
+}
+
+/// A model ready to run: a graph of layer calls plus the file facts; built by an importer or by hand.
 public struct Model: Sendable {
-    /// The Keras model name.
+    /// The model name the file gives.
     public var name: String
     /// Where the model came from, e.g. "keras" (Keras 3 zip) or "h5" (legacy HDF5).
     public var format: String
     /// The `keras_version` the file was written with ("" if unknown).
     public var kerasVersion: String
-    /// The layers in order; the first is the input.
-    public let layers: [Layer]
-    /// Every LSTM half that reports gate values, in layer order (a Bidirectional gives fwd then bwd).
+    public let graph: Graph
+    /// Every recurrent half, in node order (a Bidirectional gives fwd then bwd).
     public let recurrentLayers: [RecurrentLayerInfo]
-    /// Per layer: output shape without the batch axis, `nil` for a free time axis.
-    public let outputShapes: [[Int?]]
-    /// Per layer: its weight matrices prepared for the matrix kernel, built once here rather than per batch.
-    private let prepared: [PreparedWeights]
 
-    /// Validates the chain (shapes, what may follow what) and indexes its recurrent layers.
-    public init(name: String, format: String, kerasVersion: String, layers: [Layer]) throws {
-        guard case .input = layers.first?.kind else {
-            throw EngineError.incompatible(layer: layers.first?.name ?? name, reason: "a model must start with its input layer")
-        }
-        var recurrent: [RecurrentLayerInfo] = []
-        var shapes: [[Int?]] = []
-        var dim: Int? = nil        // feature dim; nil while the input is token ids
-        var hasTime = true
-        func need(_ layer: Layer, _ ok: Bool, _ reason: @autoclosure () -> String) throws {
-            if !ok { throw EngineError.incompatible(layer: layer.name, reason: reason()) }
-        }
-        for layer in layers {
-            switch layer.kind {
-            case let .input(featureDim):
-                try need(layer, shapes.isEmpty, "an input layer can only come first")
-                dim = featureDim
-            case let .embedding(e, _):
-                try need(layer, dim == nil, "Embedding needs token-id input, got \(dim ?? 0) features per step")
-                dim = e.cols
-            case .masking:
-                try need(layer, dim != nil && hasTime, "Masking needs [batch, time, features] input")
-            case let .lstm(s):
-                try need(layer, hasTime, "LSTM needs a time axis, but the previous layer returns one vector per sequence")
-                try need(layer, dim == s.inputDim, "LSTM kernel expects \(s.inputDim) input features, the previous layer gives \(dim.map(String.init) ?? "token ids")")
-                recurrent.append(.init(index: recurrent.count, name: layer.name, spec: s))
-                dim = s.units
-                hasTime = s.returnSequences
-            case let .bidirectional(f, b, merge):
-                try need(layer, hasTime, "Bidirectional needs a time axis")
-                for s in [f, b] {
-                    try need(layer, dim == s.inputDim, "LSTM kernel expects \(s.inputDim) input features, the previous layer gives \(dim.map(String.init) ?? "token ids")")
-                    recurrent.append(.init(index: recurrent.count, name: layer.name, spec: s))
-                }
-                try need(layer, f.units == b.units && f.returnSequences == b.returnSequences && f.goBackwards != b.goBackwards,
-                         "the two halves must have the same units and return_sequences, and opposite go_backwards")
-                dim = merge == .concat ? 2 * f.units : f.units
-                hasTime = f.returnSequences
-            case let .dense(k, bias, _):
-                try need(layer, dim == k.rows, "Dense kernel expects \(k.rows) inputs, the previous layer gives \(dim.map(String.init) ?? "token ids")")
-                if let bias, bias.count != k.cols {
-                    throw EngineError.weightShape(layer: layer.name, weight: "bias", expected: [k.cols], got: [bias.count])
-                }
-                dim = k.cols
-            case .activation, .identity:
-                try need(layer, dim != nil, "\(layer.className) cannot take token ids")
-            }
-            shapes.append(hasTime ? [nil] + (dim.map { [$0] } ?? []) : (dim.map { [$0] } ?? []))
-        }
+    /// Wraps a graph and indexes its recurrent halves.
+    public init(name: String, format: String, kerasVersion: String, graph: Graph) {
         self.name = name
         self.format = format
         self.kerasVersion = kerasVersion
-        self.layers = layers
-        self.recurrentLayers = recurrent
-        self.outputShapes = shapes
-        self.prepared = layers.map { layer in
-            switch layer.kind {
-            case let .lstm(s): return PreparedWeights(lstm: [LSTMWeights(s)])
-            case let .bidirectional(f, b, _): return PreparedWeights(lstm: [LSTMWeights(f), LSTMWeights(b)])
-            case let .dense(k, _, _): return PreparedWeights(dense: PackedMatrix(k))
-            default: return PreparedWeights()
+        self.graph = graph
+        var recurrent: [RecurrentLayerInfo] = []
+        for node in graph.nodes {
+            let time = node.inputs.first.flatMap { graph.tensors[$0].time }
+            for h in node.op.recurrentHalves {
+                recurrent.append(RecurrentLayerInfo(index: recurrent.count, name: node.name, cell: h.cell, direction: h.direction,
+                                                    units: h.units, inputDim: h.inputDim, activation: h.activation,
+                                                    recurrentActivation: h.recurrentActivation, time: time))
             }
         }
+        recurrentLayers = recurrent
     }
 
-    /// Feature count per step of the input, or nil when the model takes token ids.
+    /// Builds a single-chain model (first layer the input), as tests and benchmarks write them by hand.
+    public init(name: String, format: String, kerasVersion: String, layers: [Layer]) throws {
+        guard case let .input(featureDim) = layers.first?.kind else {
+            throw EngineError.incompatible(layer: layers.first?.name ?? name, reason: "a model must start with its input layer")
+        }
+        var b = GraphBuilder()
+        var x = try b.addInput(name: layers[0].name, shape: featureDim.map { [nil, $0] } ?? [nil], dtype: featureDim == nil ? .int32 : .float32)
+        for layer in layers.dropFirst() {
+            let op: any Op
+            switch layer.kind {
+            case .input: throw EngineError.incompatible(layer: layer.name, reason: "an input layer can only come first")
+            case let .embedding(e, maskZero): op = EmbeddingOp(embeddings: e, maskZero: maskZero)
+            case let .masking(v): op = MaskingOp(maskValue: v)
+            case let .lstm(s): op = RecurrentOp(cell: .lstm(s), returnState: false)
+            case let .bidirectional(f, bw, merge): op = try BidirectionalOp(forward: .lstm(f), backward: .lstm(bw), merge: merge, returnState: false)
+            case let .dense(k, bias, a): op = try DenseOp(kernel: k, bias: bias, activation: a)
+            case let .activation(a): op = ActivationOp(a)
+            case .identity: op = IdentityOp(className: layer.className)
+            }
+            x = try b.add(layer: layer.name, op: op, inputs: [x])[0]
+        }
+        b.addOutput(name: layers.last!.name, tensor: x)
+        self.init(name: name, format: format, kerasVersion: kerasVersion, graph: try Graph(b))
+    }
+
+    /// The model inputs with their static facts.
+    public var inputs: [(input: GraphInput, info: TensorInfo)] { graph.inputs.map { ($0, graph.tensors[$0.tensor]) } }
+
+    /// Feature count per step of the only input, or nil when it takes token ids (single-input models).
     public var inputFeatureDim: Int? {
-        if case let .input(d) = layers[0].kind { return d }
-        return nil
+        let info = graph.tensors[graph.inputs[0].tensor]
+        return info.dtype == .int32 ? nil : info.features
     }
 
-    /// Vocabulary size of the first Embedding, when the model takes token ids.
-    public var tokenVocabularySize: Int? {
-        for layer in layers { if case let .embedding(e, _) = layer.kind { return e.rows } }
-        return nil
-    }
-
-    /// True when a Masking or Embedding(mask_zero) layer masks steps.
-    public var masksSteps: Bool {
-        layers.contains { layer in
-            switch layer.kind {
-            case .masking: return true
-            case let .embedding(_, maskZero): return maskZero
-            default: return false
-            }
-        }
-    }
+    /// Vocabulary size of the Embedding reading the first input, when it takes token ids.
+    public var tokenVocabularySize: Int? { graph.inputs[0].vocabularySize }
 
     /// Number of trainable values.
-    public var parameterCount: Int { layers.reduce(0) { $0 + $1.parameterCount } }
+    public var parameterCount: Int {
+        var seen = Set<String>()
+        return graph.nodes.reduce(0) { sum, node in seen.insert(node.layer).inserted ? sum + node.op.parameterCount : sum }
+    }
 
-    /// Runs the whole model on a batch; `observer` receives every computed LSTM step.
-    /// Returns the last layer's output: `[batch, time, dim]` or `[batch, dim]`.
+    /// True when every op is length-safe: sequences of different lengths may share a padded batch.
+    public var lengthSafe: Bool { graph.nodes.allSatisfy { $0.op.lengthSafe } }
+
+    /// Runs a single-input model on a batch and returns its first output: `[batch, time, dim]` or `[batch, dim]`.
     ///
     /// `threads` (default: every core) bounds the threads the engine uses, its own and OpenBLAS's.
     public func forward(_ input: SequenceBatch, observer: GateObserver? = nil, threads: Int? = nil) throws -> Tensor {
-        let batch = input.batchSize, time = input.time
+        guard graph.inputs.count == 1 else {
+            throw EngineError.badInput("model '\(name)' has \(graph.inputs.count) inputs (\(graph.inputs.map(\.name).joined(separator: ", "))); give one array per input")
+        }
+        let x: Tensor
+        switch input.values {
+        case let .features(v, featureDim): x = Tensor(shape: [input.batchSize, input.time, featureDim], values: v)
+        case let .tokens(ids): x = Tensor(shape: [input.batchSize, input.time], values: ids.map { Float($0) }, dtype: .int32)
+        }
+        return try run([x], lengths: [input.lengths], observer: observer, threads: threads)[0]
+    }
+
+    /// Checks one input value against the model input's shape and dtype; the message names the input.
+    public func check(_ value: Tensor, input k: Int) throws {
+        let (input, info) = inputs[k]
+        let expected = shapeText([nil] + info.shape) + " " + info.dtype.rawValue
+        guard value.dtype == info.dtype else {
+            throw EngineError.badInput("input '\(input.name)': got \(value.dtype.rawValue) \(value.shape), expected \(expected)\(info.dtype == .int32 ? " token ids" : " features")")
+        }
+        let fits = value.shape.count == info.rank + 1 && zip(value.shape.dropFirst(), info.shape).allSatisfy { $1 == nil || $0 == $1 }
+        guard fits else { throw EngineError.badInput("input '\(input.name)': got shape \(value.shape), expected \(expected)") }
+    }
+
+    /// Runs the graph: one value per model input (`[batch, ...]`), optional per-input sequence
+    /// lengths (steps past a length count as masked); returns one value per model output.
+    public func run(_ values: [Tensor], lengths: [[Int]?]? = nil, observer: GateObserver? = nil, threads: Int? = nil) throws -> [Tensor] {
+        try runWithMasks(values, lengths: lengths, observer: observer, threads: threads).map(\.value)
+    }
+
+    /// The same, with each output's mask.
+    public func runWithMasks(_ values: [Tensor], lengths: [[Int]?]? = nil, observer: GateObserver? = nil, threads: Int? = nil) throws -> [Output] {
+        guard values.count == graph.inputs.count else {
+            throw EngineError.badInput("model '\(name)' takes \(graph.inputs.count) input(s) (\(graph.inputs.map(\.name).joined(separator: ", "))), got \(values.count)")
+        }
+        for (k, v) in values.enumerated() { try check(v, input: k) }
+        let batch = values[0].shape[0]
+        for (k, v) in values.enumerated() where v.shape[0] != batch {
+            throw EngineError.badInput("input '\(graph.inputs[k].name)' has \(v.shape[0]) sequences, input '\(graph.inputs[0].name)' \(batch)")
+        }
         let threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
         // The engine splits large batches across threads itself, each with a single-threaded
         // product; a small batch is one thread, and the matrix library may use the others.
         let engineThreads = LSTMForward.threadCount(threads, batch: batch)
         MatrixThreads.limit(to: engineThreads > 1 ? 1 : threads)
-        // The caller's lengths act as an extra mask, so padding never reaches a recurrent layer.
-        var lengthMask: [Bool]? = nil
-        if let lengths = input.lengths {
-            guard lengths.count == batch else { throw EngineError.badInput("\(lengths.count) lengths for \(batch) sequences") }
-            if lengths.contains(where: { $0 < time }) {
-                var m = [Bool](repeating: false, count: batch * time)
-                for b in 0..<batch {
-                    guard lengths[b] >= 0, lengths[b] <= time else {
-                        throw EngineError.badInput("sequence \(b): length \(lengths[b]) outside 0...\(time)")
-                    }
-                    for t in 0..<lengths[b] { m[b * time + t] = true }
-                }
-                lengthMask = m
-            }
-        }
-        func withLengths(_ m: [Bool]) -> [Bool] {
-            guard let lengthMask else { return m }
-            return zip(m, lengthMask).map { $0 && $1 }
-        }
 
-        var x: [Float]                 // [batch, time, dim] or [batch, dim]
-        var dim: Int
-        var hasTime = true
-        var mask: [Bool]? = lengthMask  // [batch, time]
-        var tokens: [Int32]? = nil
-        switch input.values {
-        case let .features(v, featureDim):
-            guard let want = inputFeatureDim else {
-                throw EngineError.badInput("model '\(name)' takes token ids [batch, time], got float features [\(batch), \(time), \(featureDim)]")
+        var slots = [Output?](repeating: nil, count: graph.tensors.count)
+        for (k, input) in graph.inputs.enumerated() {
+            let v = values[k]
+            // The caller's lengths act as a mask, so padding never reaches a recurrent step.
+            let mask = try lengthMask(lengths?[k] ?? nil, batch: batch, time: v.shape.count > 1 ? v.shape[1] : 1, input: input.name)
+            if mask != nil && !lengthSafe {
+                let distinct = Set(lengths?[k] ?? [])
+                if distinct.count > 1 {
+                    throw EngineError.badInput("model '\(name)' mixes steps across time (\(graph.nodes.first { !$0.op.lengthSafe }!.op.className) '\(graph.nodes.first { !$0.op.lengthSafe }!.name)'), so sequences of different lengths cannot share a padded batch; batch them by length")
+                }
             }
-            guard featureDim == want else {
-                throw EngineError.badInput("model '\(name)' expects \(want) features per step, got \(featureDim)")
-            }
-            x = v
-            dim = featureDim
-        case let .tokens(ids):
-            if let want = inputFeatureDim {
-                throw EngineError.badInput("model '\(name)' takes float features [batch, time, \(want)], got token ids [\(batch), \(time)]")
-            }
-            tokens = ids
-            x = []
-            dim = 0
+            slots[input.tensor] = Output(v, mask: mask)
         }
-
-        var recurrentIndex = 0
-        for (index, layer) in layers.enumerated() {
-            let weights = prepared[index]
-            switch layer.kind {
-            case .input, .identity:
-                break
-            case let .embedding(e, maskZero):
-                guard let ids = tokens else { throw EngineError.incompatible(layer: layer.name, reason: "Embedding needs token ids") }
-                let outDim = e.cols
-                var out = [Float](repeating: 0, count: batch * time * outDim)  // [batch, time, outputDim]
-                for (pos, id) in ids.enumerated() {
-                    if let lengthMask, !lengthMask[pos] { continue }  // padding past a sequence's length
-                    guard id >= 0, Int(id) < e.rows else {
-                        throw EngineError.badInput("layer '\(layer.name)': token id \(id) at sequence \(pos / time), step \(pos % time) is outside 0..<\(e.rows)")
-                    }
-                    let src = Int(id) * outDim
-                    for j in 0..<outDim { out[pos * outDim + j] = e.values[src + j] }
-                }
-                if maskZero { mask = withLengths(ids.map { $0 != 0 }) }
-                x = out
-                dim = outDim
-                tokens = nil
-            case let .masking(maskValue):
-                var m = [Bool](repeating: false, count: batch * time)
-                for pos in 0..<(batch * time) {
-                    let base = pos * dim
-                    var keep = false
-                    for j in 0..<dim where x[base + j] != maskValue { keep = true; break }
-                    m[pos] = keep
-                    if !keep { for j in 0..<dim { x[base + j] = 0 } }
-                }
-                mask = withLengths(m)
-            case let .lstm(spec):
-                let r = try LSTMForward(spec: spec, weights: weights.lstm[0],
-                                            batch: batch, time: time, threads: engineThreads)
-                    .run(x, mask: mask, layerIndex: recurrentIndex, observer: observer)
-                recurrentIndex += 1
-                // Keras passes the mask on unchanged (not reversed, even for go_backwards).
-                if spec.returnSequences { x = r.sequence } else { x = r.last; hasTime = false; mask = nil }
-                dim = spec.units
-            case let .bidirectional(fwd, bwd, merge):
-                let rf = try LSTMForward(spec: fwd, weights: weights.lstm[0],
-                                             batch: batch, time: time, threads: engineThreads)
-                    .run(x, mask: mask, layerIndex: recurrentIndex, observer: observer)
-                let rb = try LSTMForward(spec: bwd, weights: weights.lstm[1],
-                                             batch: batch, time: time, threads: engineThreads)
-                    .run(x, mask: mask, layerIndex: recurrentIndex + 1, observer: observer)
-                recurrentIndex += 2
-                let u = fwd.units
-                let rows = fwd.returnSequences ? batch * time : batch
-                var a = fwd.returnSequences ? rf.sequence : rf.last
-                var b = bwd.returnSequences ? rb.sequence : rb.last
-                if fwd.goBackwards { a = Self.flipTime(a, batch: batch, time: time, dim: u, when: fwd.returnSequences) }
-                if bwd.goBackwards { b = Self.flipTime(b, batch: batch, time: time, dim: u, when: bwd.returnSequences) }
-                switch merge {
-                case .concat:
-                    var out = [Float](repeating: 0, count: rows * 2 * u)  // [rows, 2u]: fwd then bwd
-                    for r in 0..<rows {
-                        for j in 0..<u { out[r * 2 * u + j] = a[r * u + j]; out[r * 2 * u + u + j] = b[r * u + j] }
-                    }
-                    x = out
-                    dim = 2 * u
-                case .sum: x = zip(a, b).map { $0 + $1 }; dim = u
-                case .ave: x = zip(a, b).map { ($0 + $1) / 2 }; dim = u
-                case .mul: x = zip(a, b).map { $0 * $1 }; dim = u
-                }
-                if !fwd.returnSequences { hasTime = false; mask = nil }
-            case let .dense(kernel, bias, activation):
-                let rows = hasTime ? batch * time : batch
-                var out = [Float](repeating: 0, count: rows * kernel.cols)  // [rows, units]
-                x.withUnsafeBufferPointer { xp in
-                    out.withUnsafeMutableBufferPointer { weights.dense!.multiply(xp.baseAddress!, rows: rows, into: $0.baseAddress!) }
-                }
-                if let bias {
-                    for r in 0..<rows { for j in 0..<kernel.cols { out[r * kernel.cols + j] += bias[j] } }
-                }
-                out.withUnsafeMutableBufferPointer { activation.apply($0, rowLength: kernel.cols) }
-                x = out
-                dim = kernel.cols
-            case let .activation(activation):
-                x.withUnsafeMutableBufferPointer { activation.apply($0, rowLength: dim) }
+        for node in graph.nodes {
+            let ins = node.inputs.map { slots[$0]! }
+            let context = OpContext(node: node.name, threads: engineThreads, observer: observer, recurrentBase: node.recurrentBase)
+            let outs: [Output]
+            do {
+                outs = try node.op.run(ins.map(\.value), masks: ins.map(\.mask), context: context)
+            } catch let EngineError.badInput(message) where !message.hasPrefix("layer '") {
+                throw EngineError.badInput("layer '\(node.name)': \(message)")
             }
+            precondition(outs.count == node.outputs.count, "\(node.name) made \(outs.count) outputs, expected \(node.outputs.count)")
+            for (t, o) in zip(node.outputs, outs) { slots[t] = o }
         }
-        return Tensor(shape: hasTime ? [batch, time, dim] : [batch, dim], values: x)
+        return graph.outputs.map { slots[$0.tensor]! }
     }
 
-    /// Reverses the time axis of `[batch, time, dim]` (a Bidirectional's backward half).
-    static func flipTime(_ v: [Float], batch: Int, time: Int, dim: Int, when: Bool) -> [Float] {
-        guard when else { return v }
-        var out = v
+    /// `[batch, time]` mask for `lengths`, or nil when every sequence fills the batch.
+    func lengthMask(_ lengths: [Int]?, batch: Int, time: Int, input: String) throws -> [Bool]? {
+        guard let lengths else { return nil }
+        guard lengths.count == batch else { throw EngineError.badInput("input '\(input)': \(lengths.count) lengths for \(batch) sequences") }
+        guard lengths.contains(where: { $0 < time }) else { return nil }
+        var m = [Bool](repeating: false, count: batch * time)
         for b in 0..<batch {
-            for t in 0..<time {
-                let src = (b * time + t) * dim, dst = (b * time + (time - 1 - t)) * dim
-                for j in 0..<dim { out[dst + j] = v[src + j] }
+            guard lengths[b] >= 0, lengths[b] <= time else {
+                throw EngineError.badInput("input '\(input)', sequence \(b): length \(lengths[b]) outside 0...\(time)")
             }
+            for t in 0..<lengths[b] { m[b * time + t] = true }
         }
-        return out
+        return m
     }
-}
 
-/// One layer's weights prepared for the matrix kernel: an LSTM's (a Bidirectional's forward then
-/// backward half), or a Dense kernel.
-private struct PreparedWeights: Sendable {
-    var lstm: [LSTMWeights] = []
-    var dense: PackedMatrix? = nil
+    /// Steps of each recurrent half's time axis for inputs of `times` steps (index = input), or nil
+    /// where the axis has no fixed relation to the inputs' lengths.
+    public func recurrentSteps(inputTimes: [Int]) throws -> [Int] {
+        var sizes = [[Int]?](repeating: nil, count: graph.tensors.count)
+        var steps: [Int] = []
+        for (k, input) in graph.inputs.enumerated() {
+            var s = graph.tensors[input.tensor].shape.map { $0 ?? 0 }
+            if !s.isEmpty { s[0] = inputTimes[k] }
+            sizes[input.tensor] = s
+        }
+        for node in graph.nodes {
+            let infos = node.inputs.map { t -> TensorInfo in
+                var info = graph.tensors[t]
+                info.shape = sizes[t]!.map { Optional($0) }
+                return info
+            }
+            let outs = try node.op.infer(infos)
+            for (t, o) in zip(node.outputs, outs) { sizes[t] = o.shape.map { $0 ?? 0 } }
+            for _ in node.op.recurrentHalves { steps.append(sizes[node.inputs[0]]![0]) }
+        }
+        return steps
+    }
 }

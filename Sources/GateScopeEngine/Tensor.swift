@@ -1,13 +1,16 @@
-/// A dense row-major Float32 array with its shape, e.g. `[batch, time, features]`.
+/// A dense row-major array with its shape, e.g. `[batch, time, features]`. Token ids (int32) are
+/// held as exact Float values.
 public struct Tensor: Equatable, Sendable {
     public var shape: [Int]
     public var values: [Float]
+    public var dtype: DType
 
     /// Wraps `values`; the count must match the shape.
-    public init(shape: [Int], values: [Float]) {
+    public init(shape: [Int], values: [Float], dtype: DType = .float32) {
         precondition(values.count == shape.reduce(1, *), "tensor \(shape) needs \(shape.reduce(1, *)) values, got \(values.count)")
         self.shape = shape
         self.values = values
+        self.dtype = dtype
     }
 }
 

@@ -14,7 +14,7 @@ public enum KerasError: Error, CustomStringConvertible, Equatable {
     case badConfig(file: String, layer: String?, reason: String)
     /// A layer class (or a setting of a supported class) that GateScope cannot run.
     case unsupportedLayer(file: String, layer: String, className: String, reason: String)
-    /// A graph that is not a single chain from one input to one output.
+    /// A graph GateScope cannot build (a cycle, a dangling reference, a sub-model called with the wrong inputs).
     case unsupportedGraph(file: String, layer: String, reason: String)
     /// A weight dataset whose shape does not fit the layer config (`nil` = any size).
     case weightShape(file: String, layer: String, path: String, got: [Int], expected: [Int?])
@@ -38,7 +38,7 @@ public enum KerasError: Error, CustomStringConvertible, Equatable {
         case let .unsupportedLayer(file, layer, className, reason):
             return "\(file): layer '\(layer)' (\(className)): \(reason)"
         case let .unsupportedGraph(file, layer, reason):
-            return "\(file): layer '\(layer)': \(reason); only single-chain Sequential/Functional models are supported"
+            return "\(file): layer '\(layer)': \(reason)"
         case let .weightShape(file, layer, path, got, expected):
             let exp = "[" + expected.map { $0.map(String.init) ?? "?" }.joined(separator: ", ") + "]"
             return "\(file): layer '\(layer)': dataset \(path) has shape \(got), expected \(exp)"
@@ -51,8 +51,11 @@ public enum KerasError: Error, CustomStringConvertible, Equatable {
 
     /// Layer classes GateScope can load, for "what is supported" in error messages.
     public static let supportedClasses = [
-        "InputLayer", "Embedding", "Masking", "LSTM", "Bidirectional(LSTM)", "Dense", "TimeDistributed(Dense)",
-        "Activation", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-        "ActivityRegularization",
+        "InputLayer", "Embedding", "Masking", "LSTM", "GRU", "SimpleRNN", "Bidirectional", "Dense", "TimeDistributed",
+        "Activation", "ReLU", "Softmax", "ELU", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+        "ActivityRegularization", "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalMaxPooling1D", "GlobalAveragePooling1D",
+        "Flatten", "Reshape", "Permute", "RepeatVector", "ZeroPadding1D", "Cropping1D", "UpSampling1D", "Concatenate", "Add",
+        "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Dot", "LayerNormalization", "BatchNormalization", "Attention",
+        "AdditiveAttention", "Sequential", "Functional",
     ]
 }

@@ -1,19 +1,26 @@
 import GateScopeEngine
 
-/// What `gatescope inspect` shows about a model: file facts and one entry per layer.
+/// What `gatescope inspect` shows about a model: file facts, its inputs and outputs, and one entry per layer call.
 public struct ModelSummary: Codable, Equatable, Sendable {
-    /// One layer as `inspect` lists it.
+    /// One layer call (graph node) as `inspect` lists it; model inputs come first as InputLayer rows.
     public struct LayerSummary: Codable, Equatable, Sendable {
+        /// The call's name (`lstm`, `lstm#2` for a shared layer's second call).
         public var name: String
         public var className: String
-        /// Output shape including the batch axis; `nil` for free axes (batch, time).
+        /// The calls (or model inputs) whose outputs this call reads, `name:k` for output k > 0.
+        public var inbound: [String]
+        /// Shape of the first output including the batch axis; `nil` for free axes (batch, time).
         public var outputShape: [Int?]
-        /// `activation` of LSTM/Dense/Activation layers (Keras name).
+        /// Shapes of every output (several with return_state or merge_mode=None).
+        public var outputShapes: [[Int?]]
+        /// Whether a `[batch, time]` mask travels with the first output.
+        public var masked: Bool
+        /// `activation` of recurrent/Dense/Activation layers (Keras name).
         public var activation: String?
-        /// `recurrent_activation` of LSTM layers.
+        /// `recurrent_activation` of recurrent layers.
         public var recurrentActivation: String?
         public var parameterCount: Int
-        /// Settings worth seeing, e.g. "units=8", "return_sequences", "mask_zero", "merge_mode=concat".
+        /// Settings worth seeing, e.g. "units=8", "return_sequences", "mask_zero", "padding=causal".
         public var details: [String]
 
         // Written by hand so absent activations appear as null in JSON rather than vanishing.
@@ -21,7 +28,10 @@ public struct ModelSummary: Codable, Equatable, Sendable {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(name, forKey: .name)
             try c.encode(className, forKey: .className)
+            try c.encode(inbound, forKey: .inbound)
             try c.encode(outputShape, forKey: .outputShape)
+            try c.encode(outputShapes, forKey: .outputShapes)
+            try c.encode(masked, forKey: .masked)
             try c.encode(activation, forKey: .activation)
             try c.encode(recurrentActivation, forKey: .recurrentActivation)
             try c.encode(parameterCount, forKey: .parameterCount)
@@ -29,12 +39,40 @@ public struct ModelSummary: Codable, Equatable, Sendable {
         }
     }
 
-    /// One LSTM half that reports gate values, as recorded.
+    /// One recurrent half, with whether `record` stores its gates.
     public struct RecurrentSummary: Codable, Equatable, Sendable {
         public var index: Int
         public var layer: String
+        public var cell: String
         public var direction: String
         public var units: Int
+        /// The model input whose time axis this half walks (nil: made inside the model).
+        public var timeFrom: String?
+        /// True when its step t is step t of that input.
+        public var aligned: Bool
+        /// False for cells whose gates are not recorded yet (GRU, SimpleRNN run but are not stored).
+        public var recorded: Bool
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(index, forKey: .index)
+            try c.encode(layer, forKey: .layer)
+            try c.encode(cell, forKey: .cell)
+            try c.encode(direction, forKey: .direction)
+            try c.encode(units, forKey: .units)
+            try c.encode(timeFrom, forKey: .timeFrom)
+            try c.encode(aligned, forKey: .aligned)
+            try c.encode(recorded, forKey: .recorded)
+        }
+    }
+
+    /// A model input or output.
+    public struct Endpoint: Codable, Equatable, Sendable {
+        public var name: String
+        /// Shape including the batch axis.
+        public var shape: [Int?]
+        /// "float32" features or "int32" token ids.
+        public var dtype: String
     }
 
     /// "keras" (Keras 3 zip) or "h5" (legacy HDF5).
@@ -44,10 +82,12 @@ public struct ModelSummary: Codable, Equatable, Sendable {
     public var modelName: String
     /// "Sequential" or "Functional".
     public var modelClass: String
-    /// Input shape including the batch axis.
+    /// The first input's shape including the batch axis.
     public var inputShape: [Int?]
-    /// "float32" features or "int32" token ids.
+    /// "float features" or "token ids" (the first input).
     public var inputKind: String
+    public var inputs: [Endpoint]
+    public var outputs: [Endpoint]
     public var layers: [LayerSummary]
     public var recurrentLayers: [RecurrentSummary]
     public var totalParameters: Int
@@ -62,75 +102,68 @@ public struct ModelSummary: Codable, Equatable, Sendable {
         try c.encode(modelClass, forKey: .modelClass)
         try c.encode(inputShape, forKey: .inputShape)
         try c.encode(inputKind, forKey: .inputKind)
+        try c.encode(inputs, forKey: .inputs)
+        try c.encode(outputs, forKey: .outputs)
         try c.encode(layers, forKey: .layers)
         try c.encode(recurrentLayers, forKey: .recurrentLayers)
         try c.encode(totalParameters, forKey: .totalParameters)
     }
 
+    /// The cells whose gates `record` stores today.
+    public static let recordedCells: Set<CellKind> = [.lstm]
+
     /// Summarizes a loaded model.
     public init(_ loaded: LoadedKerasModel) {
-        let model = loaded.model
+        let model = loaded.model, graph = model.graph
         format = model.format
         kerasVersion = model.kerasVersion
         backend = loaded.backend
         modelName = model.name
         modelClass = loaded.modelClass
-        inputShape = [nil] + (model.outputShapes.first ?? [])
-        inputKind = model.inputFeatureDim == nil ? "token ids" : "float features"
-        layers = zip(model.layers, model.outputShapes).map { layer, shape in
-            var s = LayerSummary(name: layer.name, className: layer.className, outputShape: [nil] + shape,
-                                 activation: nil, recurrentActivation: nil, parameterCount: layer.parameterCount, details: [])
-            switch layer.kind {
-            case .input:
-                break
-            case let .embedding(e, maskZero):
-                s.details = ["input_dim=\(e.rows)", "output_dim=\(e.cols)"] + (maskZero ? ["mask_zero"] : [])
-            case let .masking(value):
-                s.details = ["mask_value=\(value)"]
-            case let .lstm(spec):
-                s.activation = spec.activation.kerasName
-                s.recurrentActivation = spec.recurrentActivation.kerasName
-                s.details = Self.lstmDetails(spec)
-            case let .bidirectional(f, b, merge):
-                s.activation = f.activation.kerasName
-                s.recurrentActivation = f.recurrentActivation.kerasName
-                s.details = ["merge_mode=\(merge.rawValue)"] + Self.lstmDetails(f)
-                if b.activation != f.activation || b.recurrentActivation != f.recurrentActivation || b.units != f.units {
-                    s.details.append("backward: units=\(b.units) \(b.activation.kerasName)/\(b.recurrentActivation.kerasName)")
-                }
-            case let .dense(k, bias, a):
-                s.activation = a.kerasName
-                s.details = ["units=\(k.cols)"] + (bias == nil ? ["use_bias=false"] : [])
-            case let .activation(a):
-                s.activation = a.kerasName
-            case .identity:
-                s.details = ["no-op at inference"]
+        let first = graph.tensors[graph.inputs[0].tensor]
+        inputShape = [nil] + first.shape
+        inputKind = first.dtype == .int32 ? "token ids" : "float features"
+        inputs = graph.inputs.map { Endpoint(name: $0.name, shape: [nil] + graph.tensors[$0.tensor].shape, dtype: graph.tensors[$0.tensor].dtype.rawValue) }
+        outputs = graph.outputs.map { Endpoint(name: $0.name, shape: [nil] + graph.tensors[$0.tensor].shape, dtype: graph.tensors[$0.tensor].dtype.rawValue) }
+
+        // Who made each tensor, for the inbound column.
+        var maker: [TensorID: String] = [:]
+        for input in graph.inputs { maker[input.tensor] = input.name }
+        for node in graph.nodes {
+            for (k, t) in node.outputs.enumerated() { maker[t] = k == 0 ? node.name : "\(node.name):\(k)" }
+        }
+        var rows = graph.inputs.map { input -> LayerSummary in
+            let info = graph.tensors[input.tensor]
+            return LayerSummary(name: input.name, className: "InputLayer", inbound: [], outputShape: [nil] + info.shape,
+                                outputShapes: [[nil] + info.shape], masked: false, activation: nil, recurrentActivation: nil,
+                                parameterCount: 0, details: [info.dtype.rawValue])
+        }
+        var counted = Set<String>()
+        for node in graph.nodes {
+            let shapes = node.outputs.map { [nil] + graph.tensors[$0].shape }
+            var s = LayerSummary(name: node.name, className: node.op.className, inbound: node.inputs.map { maker[$0] ?? "?" },
+                                 outputShape: shapes[0], outputShapes: shapes, masked: graph.tensors[node.outputs[0]].masked,
+                                 activation: nil, recurrentActivation: nil,
+                                 parameterCount: counted.insert(node.layer).inserted ? node.op.parameterCount : 0,
+                                 details: node.op.details)
+            if let h = node.op.recurrentHalves.first {
+                s.activation = h.activation.kerasName
+                s.recurrentActivation = h.cell == .simpleRNN ? nil : h.recurrentActivation.kerasName
+            } else if let a = s.details.first(where: { $0.hasPrefix("activation=") }) {
+                s.activation = String(a.dropFirst("activation=".count))
+                s.details.removeAll { $0.hasPrefix("activation=") }
             }
-            let used = Self.activations(layer.kind)
+            let used = node.op.recurrentHalves.flatMap { [$0.activation, $0.recurrentActivation] }
             if used.contains(.hardSigmoidKeras2) { s.details.append("hard_sigmoid=clip(0.2x+0.5,0,1) (Keras 2)") }
             if used.contains(.hardSigmoidKeras3) { s.details.append("hard_sigmoid=clip(x/6+0.5,0,1) (Keras 3)") }
-            return s
+            if node.call > 0 { s.details.append("shared: call \(node.call + 1) of '\(node.layer)'") }
+            rows.append(s)
         }
+        layers = rows
         recurrentLayers = model.recurrentLayers.map {
-            RecurrentSummary(index: $0.index, layer: $0.name, direction: $0.direction.rawValue, units: $0.units)
+            RecurrentSummary(index: $0.index, layer: $0.name, cell: $0.cell.rawValue, direction: $0.direction.rawValue, units: $0.units,
+                             timeFrom: $0.time?.input, aligned: $0.time?.aligned ?? false, recorded: Self.recordedCells.contains($0.cell))
         }
         totalParameters = model.parameterCount
-    }
-
-    static func activations(_ kind: LayerKind) -> [Activation] {
-        switch kind {
-        case let .lstm(s): return [s.activation, s.recurrentActivation]
-        case let .bidirectional(f, b, _): return [f.activation, f.recurrentActivation, b.activation, b.recurrentActivation]
-        case let .dense(_, _, a), let .activation(a): return [a]
-        default: return []
-        }
-    }
-
-    static func lstmDetails(_ s: LSTMSpec) -> [String] {
-        var d = ["units=\(s.units)"]
-        if s.returnSequences { d.append("return_sequences") }
-        if s.goBackwards { d.append("go_backwards") }
-        if s.bias == nil { d.append("use_bias=false") }
-        return d
     }
 }

@@ -1,15 +1,15 @@
 import Foundation
 
-/// Which weights of a layer: all of them, or one half of a Bidirectional.
+/// Which weights of a layer: all of them, one half of a Bidirectional, or the layer a TimeDistributed wraps.
 enum WeightPart {
-    case main, forward, backward
+    case main, forward, backward, inner
 }
 
 /// Finds the dataset paths of a layer's weights, in Keras's order (kernel, recurrent_kernel, bias, ...).
 protocol WeightStore {
     var h5: HDF5File { get }
-    /// Dataset paths for `part` of `layer`; `expected` names the arrays the config implies.
-    func paths(for layer: LayerEntry, part: WeightPart, expected: [String]) throws -> [String]
+    /// Dataset paths for `part` of `layer` inside the sub-models `scope`; `expected` names the arrays the config implies.
+    func paths(for layer: LayerEntry, scope: [String], part: WeightPart, expected: [String]) throws -> [String]
 }
 
 /// Keras 3 `.keras` weights: `layers/<snake_class>[_N]/.../vars/K`; the `vars` group of each layer
@@ -21,14 +21,7 @@ struct KerasZipWeights: WeightStore {
 
     init(h5: HDF5File, config: ModelConfig) throws {
         self.h5 = h5
-        if h5.isGroup("layers") {
-            for member in try h5.members("layers") {
-                let vars = "layers/\(member)/vars"
-                if h5.hasAttribute(vars, "name"), let name = try? h5.stringAttribute(vars, "name") {
-                    groups[name] = "layers/\(member)"
-                }
-            }
-        }
+        try scan("layers", scope: [], depth: 0)
         // Files without the name attributes: Keras numbers groups per class in layer order.
         var counts: [String: Int] = [:]
         for layer in config.allLayers where config.className == "Functional" || layer.className != "InputLayer" {
@@ -41,18 +34,31 @@ struct KerasZipWeights: WeightStore {
         }
     }
 
-    func paths(for layer: LayerEntry, part: WeightPart, expected: [String]) throws -> [String] {
-        guard let group = groups[layer.name] else {
+    /// Maps `scope/name` of every layer group under `prefix` (nested models keep theirs under `<group>/layers`).
+    private mutating func scan(_ prefix: String, scope: [String], depth: Int) throws {
+        guard depth < 16, h5.isGroup(prefix) else { return }
+        for member in try h5.members(prefix) {
+            let group = "\(prefix)/\(member)", vars = "\(group)/vars"
+            guard h5.hasAttribute(vars, "name"), let name = try? h5.stringAttribute(vars, "name") else { continue }
+            groups[(scope + [name]).joined(separator: "/")] = group
+            try scan("\(group)/layers", scope: scope + [name], depth: depth + 1)
+        }
+    }
+
+    func paths(for layer: LayerEntry, scope: [String], part: WeightPart, expected: [String]) throws -> [String] {
+        guard let group = groups[(scope + [layer.name]).joined(separator: "/")] else {
             throw KerasError.missing(file: h5.name, path: "layers/\(Self.snakeCase(layer.className))", what: "weight group for layer '\(layer.name)'")
         }
         let vars: String
         switch (layer.className, part) {
-        case ("LSTM", _): vars = "\(group)/cell/vars"
+        case (_, .inner): vars = "\(group)/layer/vars"
+        case ("LSTM", _), ("GRU", _), ("SimpleRNN", _): vars = "\(group)/cell/vars"
         case ("Bidirectional", .forward): vars = "\(group)/forward_layer/cell/vars"
         case ("Bidirectional", _): vars = "\(group)/backward_layer/cell/vars"
         case ("TimeDistributed", _): vars = "\(group)/layer/vars"
         default: vars = "\(group)/vars"
         }
+        if expected.isEmpty { return [] }
         guard h5.isGroup(vars) else {
             throw KerasError.missing(file: h5.name, path: vars, what: "group")
         }
@@ -79,13 +85,18 @@ struct KerasZipWeights: WeightStore {
 struct LegacyH5Weights: WeightStore {
     let h5: HDF5File
 
-    func paths(for layer: LayerEntry, part: WeightPart, expected: [String]) throws -> [String] {
-        let group = "model_weights/\(layer.name)"
+    func paths(for layer: LayerEntry, scope: [String], part: WeightPart, expected: [String]) throws -> [String] {
+        if expected.isEmpty { return [] }
+        // A nested model's layers keep their weights in the outermost model's group, listed by path.
+        let group = "model_weights/\(scope.first ?? layer.name)"
         guard h5.isGroup(group) else { throw KerasError.missing(file: h5.name, path: group, what: "weight group") }
-        let names = try h5.stringArrayAttribute(group, "weight_names")
+        var names = try h5.stringArrayAttribute(group, "weight_names")
+        if !scope.isEmpty {
+            names = names.filter { $0.hasPrefix("\(layer.name)/") || $0.contains("/\(layer.name)/") }
+        }
         let paths = names.map { "\(group)/\($0)" }
         switch part {
-        case .main:
+        case .main, .inner:
             guard names.count == expected.count else {
                 throw KerasError.weightCount(file: h5.name, layer: layer.name, location: "\(group) weight_names", got: names.count, expected: expected)
             }

@@ -5,11 +5,17 @@ import GateScopeInput
 
 /// The gate values of one engine batch in primary-key order, ready to insert.
 ///
-/// Layout: sequence b, recorded layer li, step t, unit u, gate g (i f g o c h) at
-/// `b * seqStride + layerOffset[li] + (t * units[li] + u) * 6 + g`; `active[(b * L + li) * time + t]`.
+/// Layout: sequence b, recorded layer li, step t (on that layer's own time axis, `layerTime[li]`
+/// steps), unit u, gate g (i f g o c h) at `b * seqStride + layerOffset[li] + (t * units[li] + u) * 6 + g`;
+/// `active[b * activeStride + activeOffset[li] + t]`.
 final class BatchBuffer: @unchecked Sendable {
     var count = 0
+    /// Padded steps of the input.
     var time = 0
+    /// Steps of each recorded layer's time axis for this batch.
+    var layerTime: [Int] = []
+    var activeOffset: [Int] = []
+    var activeStride = 0
     var indices: [Int] = []
     var sourceIDs: [String?] = []
     var lengths: [Int] = []
@@ -20,18 +26,25 @@ final class BatchBuffer: @unchecked Sendable {
     var seqStride = 0
     var layerOffset: [Int] = []
 
-    /// Sizes the buffers for `count` sequences of `time` steps (capacity is kept between batches).
-    func reshape(count: Int, time: Int, units: [Int]) {
+    /// Sizes the buffers for `count` sequences of `time` input steps whose recorded layers run
+    /// `layerTime` steps each (capacity is kept between batches).
+    func reshape(count: Int, time: Int, layerTime: [Int], units: [Int]) {
         self.count = count
         self.time = time
-        var offsets: [Int] = []
-        var total = 0
-        for u in units { offsets.append(total); total += time * u * 6 }
+        self.layerTime = layerTime
+        var offsets: [Int] = [], activeOffsets: [Int] = []
+        var total = 0, totalSteps = 0
+        for (u, t) in zip(units, layerTime) {
+            offsets.append(total); total += t * u * 6
+            activeOffsets.append(totalSteps); totalSteps += t
+        }
         layerOffset = offsets
+        activeOffset = activeOffsets
+        activeStride = totalSteps
         seqStride = total
         let need = count * total
         if gates.count < need { gates = [Float](repeating: 0, count: need) }
-        let needActive = count * units.count * time
+        let needActive = count * totalSteps
         if active.count < needActive { active = [Bool](repeating: false, count: needActive) }
         active.withUnsafeMutableBufferPointer { p in
             p.baseAddress!.update(repeating: false, count: Swift.max(needActive, 0))
@@ -61,12 +74,13 @@ final class BatchCapture: GateObserver {
         guard li >= 0 else { return }
         let u = s.units
         let buf = buffer
-        let layerCount = units.count
-        let time = buf.time, stride = buf.seqStride, offset = buf.layerOffset[li]
+        let stride = buf.seqStride, offset = buf.layerOffset[li]
+        let activeBase = buf.activeOffset[li], activeStride = buf.activeStride
+        precondition(s.step < buf.layerTime[li], "step \(s.step) past the \(buf.layerTime[li]) steps sized for layer \(s.layer)")
         buf.gates.withUnsafeMutableBufferPointer { gp in
             buf.active.withUnsafeMutableBufferPointer { ap in
                 for b in 0..<s.batchSize where s.active[b] {
-                    ap[(b * layerCount + li) * time + s.step] = true
+                    ap[b * activeStride + activeBase + s.step] = true
                     let dst = gp.baseAddress! + b * stride + offset + s.step * u * 6
                     let src = b * u
                     for j in 0..<u {
@@ -179,13 +193,17 @@ final class Session {
                 inputPath, inputSHA, utcNow(), options.toolVersion, options.paramsJSON, total)
             runID = db.lastInsertRowID
             let insert = try db.prepare("""
-                INSERT INTO layers (run_id, layer_id, name, direction, units, input_dim, activation, recurrent_activation)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO layers (run_id, layer_id, name, direction, units, input_dim, activation, recurrent_activation,
+                                    time_input, aligned)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             for index in observed {
                 let l = model.recurrentLayers[index]
+                // Tokens are those of the first input: only its aligned axis lines up with them.
+                let aligned = l.time?.aligned == true && l.time?.input == model.graph.inputs[0].name
                 try insert.bind([runID, l.index, l.name, l.direction.rawValue, l.units, l.inputDim,
-                                 l.activation.kerasName, l.recurrentActivation.kerasName] as [SQLiteBindable?])
+                                 l.activation.kerasName, l.recurrentActivation.kerasName,
+                                 l.time?.input, aligned ? 1 : 0] as [SQLiteBindable?])
                 try insert.run()
             }
         }
@@ -374,9 +392,9 @@ final class Session {
                             for li in 0..<layerCount {
                                 try insertGate.bindInt64(Int64(observed[li]), at: 3)
                                 let u = units[li]
-                                let activeBase = (b * layerCount + li) * buf.time
+                                let activeBase = b * buf.activeStride + buf.activeOffset[li]
                                 let layerBase = gp.baseAddress! + b * buf.seqStride + buf.layerOffset[li]
-                                for t in 0..<length where ap[activeBase + t] {
+                                for t in 0..<buf.layerTime[li] where ap[activeBase + t] {
                                     try insertGate.bindInt64(Int64(t), at: 4)
                                     var p = layerBase + t * u * 6
                                     for unit in 0..<u {
@@ -503,7 +521,10 @@ final class Producer: @unchecked Sendable {
             guard let s = try lookahead ?? reader.next() else { break }
             lookahead = nil
             let newLongest = Swift.max(longest, s.length)
-            if !group.isEmpty && (group.count + 1) * newLongest * rowBytes > session.options.bufferBudgetBytes {
+            // A model that mixes steps across time (Conv1D, pooling, ...) sees padding, so only
+            // sequences of one length share a batch.
+            let lengthBreak = !session.model.lengthSafe && !group.isEmpty && s.length != longest
+            if lengthBreak || (!group.isEmpty && (group.count + 1) * newLongest * rowBytes > session.options.bufferBudgetBytes) {
                 lookahead = s
                 break
             }
@@ -515,7 +536,8 @@ final class Producer: @unchecked Sendable {
 
     func fill(_ buffer: BatchBuffer, group: [InputSequence]) throws {
         let padded = try PaddedBatch(padding: group)
-        buffer.reshape(count: padded.batchSize, time: padded.time, units: session.units)
+        let steps = try session.model.recurrentSteps(inputTimes: [padded.time])
+        buffer.reshape(count: padded.batchSize, time: padded.time, layerTime: session.observed.map { steps[$0] }, units: session.units)
         buffer.indices = padded.indices
         buffer.sourceIDs = padded.sourceIDs
         buffer.lengths = padded.lengths
@@ -551,10 +573,10 @@ final class Producer: @unchecked Sendable {
                 for b in 0..<buf.count where buf.indices[b] >= session.startSequence {
                     for li in 0..<layerCount {
                         let u = session.units[li]
-                        let activeBase = (b * layerCount + li) * buf.time
+                        let activeBase = b * buf.activeStride + buf.activeOffset[li]
                         let layerBase = gp.baseAddress! + b * buf.seqStride + buf.layerOffset[li]
                         let slotBase = acc.slot(layerIndex: li, unit: 0)
-                        for t in 0..<buf.lengths[b] where ap[activeBase + t] {
+                        for t in 0..<buf.layerTime[li] where ap[activeBase + t] {
                             let p = layerBase + t * u * 6
                             for unit in 0..<u { acc.add(slot: slotBase + unit, p + unit * 6) }
                         }

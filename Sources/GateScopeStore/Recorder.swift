@@ -154,8 +154,13 @@ public enum Recorder {
     static func record(model: Model, modelPath: String, inputPath: String, databasePath: String,
                        options requested: RecordOptions, stop: StopFlag?, progress: ((RecordProgress) -> Void)?,
                        openInput: ((Vocab?, Int32?) throws -> any SequenceReader)?) throws -> RecordResult {
-        guard !model.recurrentLayers.isEmpty else {
-            throw DatabaseError(code: SQLITE_MISUSE, message: "model '\(model.name)' has no LSTM layer to record")
+        guard model.recurrentLayers.contains(where: { $0.cell == .lstm }) else {
+            let others = model.recurrentLayers.map { "\($0.name) (\($0.cell.className))" }
+            throw DatabaseError(code: SQLITE_MISUSE, message: "model '\(model.name)' has no LSTM layer to record" +
+                                (others.isEmpty ? "" : "; GRU and SimpleRNN gates are not recorded yet: \(others.joined(separator: ", "))"))
+        }
+        guard model.graph.inputs.count == 1 else {
+            throw DatabaseError(code: SQLITE_MISUSE, message: "model '\(model.name)' has \(model.graph.inputs.count) inputs (\(model.graph.inputs.map(\.name).joined(separator: ", "))); recording several inputs is not supported yet (predict takes an .npz with one array per input)")
         }
         let modelSHA = try SHA256.hex(fileAt: modelPath)
         let inputSHA = try SHA256.hex(fileAt: inputPath)
@@ -214,9 +219,11 @@ public enum Recorder {
         }
     }
 
-    /// Indices into `model.recurrentLayers` selected by `names` (`name`, `name:fwd`, `name:bwd`); all for nil.
+    /// Indices into `model.recurrentLayers` selected by `names` (`name`, `name#2`, `name:fwd`, `name:bwd`);
+    /// every LSTM half for nil. GRU and SimpleRNN halves run but are not recorded yet.
     public static func resolveLayers(model: Model, names: [String]?) throws -> [Int] {
-        guard let names else { return model.recurrentLayers.map(\.index) }
+        let recordable = model.recurrentLayers.filter { $0.cell == .lstm }
+        guard let names else { return recordable.map(\.index) }
         var chosen = Set<Int>()
         for raw in names {
             let text = raw.trimmingCharacters(in: .whitespaces)
@@ -225,9 +232,13 @@ public enum Recorder {
                 name = String(text.dropLast(d.rawValue.count + 1))
                 direction = d
             }
-            let matches = model.recurrentLayers.filter { $0.name == name && (direction == nil || $0.direction == direction) }
+            let all = model.recurrentLayers.filter { $0.name == name && (direction == nil || $0.direction == direction) }
+            if let other = all.first(where: { $0.cell != .lstm }) {
+                throw DatabaseError(code: SQLITE_MISUSE, message: "layer '\(text)' is a \(other.cell.className); only LSTM gates are recorded so far")
+            }
+            let matches = all
             guard !matches.isEmpty else {
-                let known = model.recurrentLayers.map { "\($0.name):\($0.direction.rawValue)" }.joined(separator: ", ")
+                let known = recordable.map { "\($0.name):\($0.direction.rawValue)" }.joined(separator: ", ")
                 throw DatabaseError(code: SQLITE_MISUSE, message: "no recurrent layer '\(text)' in model '\(model.name)' (layers: \(known))")
             }
             for m in matches { chosen.insert(m.index) }

@@ -47,18 +47,21 @@ struct InspectCommand: ParsableCommand {
         let format = s.format == "keras" ? "Keras 3 archive (.keras)" : "legacy HDF5 (.h5)"
         var out = "\(path): \(format), Keras \(s.kerasVersion.isEmpty ? "version unknown" : s.kerasVersion)"
         out += ", backend \(s.backend ?? "not recorded")\n"
-        out += "model '\(s.modelName)' (\(s.modelClass)), input \(shape(s.inputShape)) \(s.inputKind)\n\n"
-        let header = ["Layer (class)", "Output shape", "Activations", "Params", "Details"]
+        out += "model '\(s.modelName)' (\(s.modelClass))\n"
+        out += "inputs:  " + s.inputs.map { "\($0.name) \(shape($0.shape)) \($0.dtype)" }.joined(separator: ", ") + "\n"
+        out += "outputs: " + s.outputs.map { "\($0.name) \(shape($0.shape))" }.joined(separator: ", ") + "\n\n"
+        let header = ["Layer (class)", "Inbound", "Output shape", "Mask", "Activations", "Params", "Details"]
         let rows: [[String]] = s.layers.map { l in
             let acts = [l.activation, l.recurrentActivation].compactMap { $0 }.joined(separator: " / ")
-            return ["\(l.name) (\(l.className))", shape(l.outputShape), acts.isEmpty ? "-" : acts,
-                    grouped(l.parameterCount), l.details.joined(separator: " ")]
+            let shapes = l.outputShapes.count > 1 ? l.outputShapes.map(shape).joined(separator: " ") : shape(l.outputShape)
+            return ["\(l.name) (\(l.className))", l.inbound.isEmpty ? "-" : l.inbound.joined(separator: ", "), shapes,
+                    l.masked ? "yes" : "-", acts.isEmpty ? "-" : acts, grouped(l.parameterCount), l.details.joined(separator: " ")]
         }
         var widths = header.map(\.count)
         for row in rows { for (k, cell) in row.enumerated() { widths[k] = max(widths[k], cell.count) } }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { k, cell in
-                k == 3 ? String(repeating: " ", count: widths[k] - cell.count) + cell  // numbers right-aligned
+                k == 5 ? String(repeating: " ", count: widths[k] - cell.count) + cell  // numbers right-aligned
                        : cell + String(repeating: " ", count: k == cells.count - 1 ? 0 : widths[k] - cell.count)
             }.joined(separator: "  ").trimmingCharacters(in: .whitespaces) + "\n"
         }
@@ -66,8 +69,13 @@ struct InspectCommand: ParsableCommand {
         out += String(repeating: "-", count: widths.reduce(0, +) + 2 * (widths.count - 1)) + "\n"
         for row in rows { out += line(row) }
         out += "\nTotal params: \(grouped(s.totalParameters))\n"
-        let halves = s.recurrentLayers.map { "\($0.index) \($0.layer) \($0.direction) (\($0.units) units)" }
-        out += "Recorded LSTM halves: " + (halves.isEmpty ? "none" : halves.joined(separator: ", ")) + "\n"
+        out += "Recurrent halves (layer_id name direction):\n"
+        if s.recurrentLayers.isEmpty { out += "  none\n" }
+        for h in s.recurrentLayers {
+            let axis = h.timeFrom.map { "steps of input '\($0)'\(h.aligned ? "" : ", not aligned")" } ?? "steps made in the model"
+            out += "  \(h.index) \(h.layer) \(h.direction): \(h.cell), \(h.units) units, \(axis); "
+                + (h.recorded ? "recorded" : "runs, not recorded (\(h.cell) gates are not recorded yet)") + "\n"
+        }
         return out
     }
 

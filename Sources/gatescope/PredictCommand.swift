@@ -4,21 +4,27 @@ import GateScopeEngine
 import GateScopeInput
 import GateScopeKeras
 
-/// `gatescope predict MODEL INPUT.npy [-o OUT.npy]`: the whole model's output, to check against `model.predict`.
+/// `gatescope predict MODEL INPUT [-o OUT]`: the whole model's outputs, to check against `model.predict`.
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict",
-        abstract: "Run a Keras model on an .npy input and write its final output as float32 .npy.",
+        abstract: "Run a Keras model on .npy/.npz input and write its outputs as float32 .npy/.npz.",
         discussion: """
         Use it to check GateScope's engine against Keras: the output should equal \
         model.predict(x) within float32 rounding (the tests use |a-b| <= 2e-5 + 1e-4*|b|).
 
-        INPUT.npy: float [batch, time, features], int token ids [batch, time] for a model that \
-        starts with an Embedding, or a 2-D float array [time, features] as one sequence. \
-        Little-endian f4/f8/i4/i8, C order. Without -o the output is printed as text.
+        INPUT.npy (one-input models): float [batch, time, features], int token ids [batch, time] \
+        for a model that starts with an Embedding, or a 2-D float array [time, features] as one \
+        sequence. INPUT.npz: one array per model input, keyed by the input's name (see \
+        `gatescope inspect`). Little-endian f4/f8/i4/i8, C order.
+
+        With one output, -o writes .npy; with several, -o must name an .npz, with one array per \
+        output keyed by the output layer's name (`name#2` for a shared layer's second call, \
+        `name:1` for its second output tensor). Without -o the outputs are printed as text.
 
         Examples:
           gatescope predict model.keras x.npy -o y.npy
+          gatescope predict seq2seq.keras inputs.npz -o outputs.npz
           python3 -c "import numpy as np, keras; m = keras.saving.load_model('model.keras'); \\
             print(abs(m.predict(np.load('x.npy')) - np.load('y.npy')).max())"
         """
@@ -27,10 +33,10 @@ struct PredictCommand: ParsableCommand {
     @Argument(help: "The model: a Keras 3 .keras file or a legacy .h5 file.")
     var model: String
 
-    @Argument(help: "The input array (.npy).")
+    @Argument(help: "The input: an .npy array, or an .npz with one array per model input.")
     var input: String
 
-    @Option(name: .shortAndLong, help: "Write the output here as float32 .npy (default: print it).")
+    @Option(name: .shortAndLong, help: "Write the outputs here: float32 .npy for one output, .npz for several (default: print them).")
     var output: String?
 
     @Option(help: "Sequences per engine batch.")
@@ -43,12 +49,32 @@ struct PredictCommand: ParsableCommand {
     func run() throws {
         do {
             let model = try KerasModelLoader.load(path: model)
-            let array = try NPY.read(path: input)
-            let y = try Self.predict(model, array, batchSize: batchSize, name: input)
-            if let output {
-                try NPY.write(floats: y.values, shape: y.shape, to: output)
+            let arrays: [NPYArray]
+            if input.lowercased().hasSuffix(".npz") {
+                arrays = try Self.inputs(model, npz: try NPZ.read(path: input), name: input)
             } else {
-                print(Self.format(y), terminator: "")
+                guard model.graph.inputs.count == 1 else {
+                    throw EngineError.badInput("\(input): model '\(model.name)' has \(model.graph.inputs.count) inputs (\(model.graph.inputs.map(\.name).joined(separator: ", "))); give an .npz with one array per input")
+                }
+                arrays = [try NPY.read(path: input)]
+            }
+            let ys = try Self.predict(model, arrays, batchSize: batchSize, name: input)
+            let names = model.graph.outputs.map(\.name)
+            if let output {
+                if output.lowercased().hasSuffix(".npz") {
+                    var out: [String: NPYArray] = [:]
+                    for (n, y) in zip(names, ys) { out[n] = NPYArray(floats: y.values, shape: y.shape) }
+                    try NPZ.write(out, to: output)
+                } else {
+                    guard ys.count == 1 else {
+                        throw EngineError.badInput("model '\(model.name)' has \(ys.count) outputs (\(names.joined(separator: ", "))); -o must name an .npz file")
+                    }
+                    try NPY.write(floats: ys[0].values, shape: ys[0].shape, to: output)
+                }
+            } else if ys.count == 1 {
+                print(Self.format(ys[0]), terminator: "")
+            } else {
+                for (n, y) in zip(names, ys) { print("output \(n)\n" + Self.format(y), terminator: "") }
             }
         } catch {
             FileHandle.standardError.write(Data("gatescope predict: \(error)\n".utf8))
@@ -56,44 +82,70 @@ struct PredictCommand: ParsableCommand {
         }
     }
 
-    /// Runs `model` over every sequence of `array` in batches and stacks the outputs.
-    static func predict(_ model: Model, _ array: NPYArray, batchSize: Int, name: String) throws -> Tensor {
-        let takesTokens = model.inputFeatureDim == nil
-        var shape = array.shape
-        if !takesTokens, shape.count == 2, array.dtype.isFloat { shape = [1] + shape }  // one sequence
-        let want = takesTokens ? "int token ids [batch, time]" : "float [batch, time, \(model.inputFeatureDim!)]"
-        guard shape.count == (takesTokens ? 2 : 3), shape.allSatisfy({ $0 > 0 }) else {
-            throw EngineError.badInput("\(name): array of shape \(array.shape) (\(array.dtype)); model '\(model.name)' takes \(want)")
+    /// The .npz arrays in model input order; a missing or extra array is refused naming it.
+    static func inputs(_ model: Model, npz: [String: NPYArray], name: String) throws -> [NPYArray] {
+        let wanted = model.inputs.map { "'\($0.input.name)' \(shapeText([nil] + $0.info.shape)) \($0.info.dtype.rawValue)" }
+        for key in npz.keys.sorted() where !model.graph.inputs.contains(where: { $0.name == key }) {
+            throw EngineError.badInput("\(name): array '\(key)' is not a model input (inputs: \(wanted.joined(separator: ", ")))")
         }
-        let (n, time) = (shape[0], shape[1])
-        let perSeq = takesTokens ? time : time * shape[2]
-        var tokens: [Int32] = [], features: [Float] = []
-        if takesTokens {
-            guard array.dtype.isInteger else {
-                throw EngineError.badInput("\(name): \(array.dtype) values, but model '\(model.name)' takes integer token ids")
+        return try model.inputs.map { input, info in
+            guard let a = npz[input.name] else {
+                throw EngineError.badInput("\(name): no array for input '\(input.name)', which takes \(shapeText([nil] + info.shape)) \(info.dtype.rawValue)")
             }
-            tokens = try array.int64s().map { v in
-                guard let id = Int32(exactly: v) else { throw EngineError.badInput("\(name): token id \(v) does not fit in int32") }
-                return id
-            }
-        } else {
-            features = try array.floats()
+            return a
         }
-        var values: [Float] = []
-        var outShape: [Int] = []
+    }
+
+    /// Runs `model` over every sequence of `arrays` (one per input) in batches and stacks each output.
+    static func predict(_ model: Model, _ arrays: [NPYArray], batchSize: Int, name: String) throws -> [Tensor] {
+        var tensors: [(shape: [Int], values: [Float], dtype: DType)] = []
+        for ((input, info), array) in zip(model.inputs, arrays) {
+            var shape = array.shape
+            // A single sequence [time, features] for a one-input float model.
+            if arrays.count == 1, info.dtype == .float32, shape.count == info.rank, array.dtype.isFloat { shape = [1] + shape }
+            let want = "\(shapeText([nil] + info.shape)) \(info.dtype == .int32 ? "int token ids" : "float")"
+            let fits = shape.count == info.rank + 1 && shape.allSatisfy { $0 > 0 }
+                && zip(shape.dropFirst(), info.shape).allSatisfy { $1 == nil || $0 == $1 }
+            guard fits else {
+                throw EngineError.badInput("\(name): input '\(input.name)' has shape \(array.shape) (\(array.dtype)); model '\(model.name)' takes \(want)")
+            }
+            if info.dtype == .int32 {
+                guard array.dtype.isInteger else {
+                    throw EngineError.badInput("\(name): input '\(input.name)' holds \(array.dtype) values, but model '\(model.name)' takes integer token ids \(want)")
+                }
+                let values = try array.int64s().map { v -> Float in
+                    guard let id = Int32(exactly: v) else { throw EngineError.badInput("\(name): input '\(input.name)': token id \(v) does not fit in int32") }
+                    return Float(id)
+                }
+                tensors.append((shape, values, .int32))
+            } else {
+                guard array.dtype.isFloat || array.dtype.isInteger else {
+                    throw EngineError.badInput("\(name): input '\(input.name)' holds \(array.dtype) values; model '\(model.name)' takes \(want)")
+                }
+                tensors.append((shape, try array.floats(), .float32))
+            }
+        }
+        let n = tensors[0].shape[0]
+        for (k, t) in tensors.enumerated() where t.shape[0] != n {
+            throw EngineError.badInput("\(name): input '\(model.graph.inputs[k].name)' has \(t.shape[0]) sequences, input '\(model.graph.inputs[0].name)' \(n)")
+        }
+        var outs = [[Float]](repeating: [], count: model.graph.outputs.count)
+        var outShapes = [[Int]](repeating: [], count: model.graph.outputs.count)
         var start = 0
         while start < n {
             let m = min(batchSize, n - start)
-            let range = (start * perSeq)..<((start + m) * perSeq)
-            let batch = takesTokens
-                ? SequenceBatch(tokens: Array(tokens[range]), batchSize: m, time: time)
-                : SequenceBatch(features: Array(features[range]), batchSize: m, time: time, featureDim: shape[2])
-            let y = try model.forward(batch)
-            values += y.values
-            outShape = [n] + y.shape.dropFirst()
+            let batch = tensors.map { t -> Tensor in
+                let per = t.shape.dropFirst().reduce(1, *)
+                return Tensor(shape: [m] + t.shape.dropFirst(), values: Array(t.values[(start * per)..<((start + m) * per)]), dtype: t.dtype)
+            }
+            let ys = try model.run(batch)
+            for (k, y) in ys.enumerated() {
+                outs[k] += y.values
+                outShapes[k] = [n] + y.shape.dropFirst()
+            }
             start += m
         }
-        return Tensor(shape: outShape, values: values)
+        return zip(outShapes, outs).map { Tensor(shape: $0, values: $1) }
     }
 
     /// One line per output row (the last axis), prefixed with its index.

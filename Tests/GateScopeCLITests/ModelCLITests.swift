@@ -68,7 +68,8 @@ import Testing
     @Test func inspectShowsLayers() throws {
         let out = try GateScopeCLI.run(["inspect", Self.fixtures.appendingPathComponent("keras/lstm_stacked_masked/model.keras").path])
         #expect(out.status == 0)
-        #expect(out.stdout.contains("encoder (LSTM)              (None, None, 12)  tanh / sigmoid     816  units=12 return_sequences"))
+        #expect(out.stdout.contains("encoder (LSTM)              masking        (None, None, 12)  yes   tanh / sigmoid     816  units=12 return_sequences"))
+        #expect(out.stdout.contains("  1 summary fwd: lstm, 6 units, steps of input 'input_layer_1'; recorded"))
         #expect(out.stdout.contains("Total params: 1,286"))
         let json = try GateScopeCLI.run(["inspect", "--json", Self.fixtures.appendingPathComponent("keras/keras2_hard_sigmoid/model.h5").path])
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])

@@ -118,6 +118,7 @@ func bidirectionalMerge(_ merge: MergeMode) throws {
         case .sum: want += zip(a, c).map { $0 + $1 }
         case .ave: want += zip(a, c).map { ($0 + $1) / 2 }
         case .mul: want += zip(a, c).map { $0 * $1 }
+        case .none: Issue.record("merge_mode None gives two outputs, not tested here")
         }
     }
     #expect(maxDiff(out.values, want) < 1e-6)

@@ -68,57 +68,43 @@ struct KerasConfigTests {
         #expect(KerasZipWeights.snakeCase("GaussianNoise") == "gaussian_noise")
     }
 
-    @Test("Keras 3 Functional: mask op nodes are skipped, the chain is found")
-    func keras3FunctionalChain() throws {
+    @Test("Keras 3 Functional: mask op nodes are not needed, the graph holds the real layers")
+    func keras3FunctionalGraph() throws {
         let config = try KerasConfigParser.parse(try Self.zipConfig("lstm_stacked_masked"), file: "m.keras")
         #expect(config.className == "Functional")
-        #expect(config.chain.map(\.name) == ["input_layer_1", "masking", "encoder", "summary", "head"])
+        #expect(config.allLayers.map(\.name) == ["input_layer_1", "masking", "encoder", "summary", "head"])
+        let model = try KerasModelLoader.load(path: Fixtures.keras.appendingPathComponent("lstm_stacked_masked/model.keras").path)
+        #expect(model.graph.nodes.map(\.name) == ["masking", "encoder", "summary", "head"])
+        #expect(model.graph.inputs.map(\.name) == ["input_layer_1"])
     }
 
-    @Test("Keras 2 Functional with nested inbound_nodes lists")
-    func keras2Functional() throws {
-        let json = """
-        {"class_name": "Model", "config": {"name": "m", "layers": [
-          {"class_name": "InputLayer", "config": {"batch_input_shape": [null, null, 2], "dtype": "float32", "name": "in"}, "name": "in", "inbound_nodes": []},
-          {"class_name": "LSTM", "config": {"name": "l", "units": 3}, "name": "l", "inbound_nodes": [[["in", 0, 0, {}]]]},
-          {"class_name": "Dense", "config": {"name": "d", "units": 1}, "name": "d", "inbound_nodes": [[["l", 0, 0, {}]]]}],
-          "input_layers": [["in", 0, 0]], "output_layers": [["d", 0, 0]]}}
-        """
-        let config = try KerasConfigParser.parse(json, file: "m.h5")
-        #expect(config.chain.map(\.name) == ["in", "l", "d"])
-        #expect(config.chain[0].declaredInputShape == [nil, nil, 2])
+    @Test("Keras 2 and 3 endpoint lists")
+    func endpoints() throws {
+        #expect(KerasConfigParser.endpoints(["d", 0, 0]).map(\.0) == ["d"])
+        let two = KerasConfigParser.endpoints([["a", 0, 0], ["b", 1, 2]])
+        #expect(two.map(\.0) == ["a", "b"] && two[1].1 == 1 && two[1].2 == 2)
     }
 
-    @Test("a layer off the chain is refused as branching")
-    func deadBranch() throws {
-        let json = """
-        {"class_name": "Functional", "config": {"name": "m", "layers": [
-          {"class_name": "InputLayer", "config": {"batch_shape": [null, null, 2], "name": "in"}, "name": "in", "inbound_nodes": []},
-          {"class_name": "Dense", "config": {"name": "side", "units": 1}, "name": "side", "inbound_nodes": [[["in", 0, 0, {}]]]},
-          {"class_name": "LSTM", "config": {"name": "l", "units": 3}, "name": "l", "inbound_nodes": [[["in", 0, 0, {}]]]}],
-          "input_layers": [["in", 0, 0]], "output_layers": [["l", 0, 0]]}}
-        """
-        let error = #expect(throws: KerasError.self) { try KerasConfigParser.parse(json, file: "m.h5") }
-        #expect(error?.description.contains("layer 'side'") == true)
-        #expect(error?.description.contains("branches") == true)
-    }
-
-    @Test("a second output of a return_state LSTM feeding the next layer is refused")
-    func stateOutputRefused() throws {
-        let json = """
-        {"class_name": "Model", "config": {"name": "m", "layers": [
-          {"class_name": "InputLayer", "config": {"batch_input_shape": [null, null, 2], "name": "in"}, "name": "in", "inbound_nodes": []},
-          {"class_name": "LSTM", "config": {"name": "l", "units": 3, "return_state": true}, "name": "l", "inbound_nodes": [[["in", 0, 0, {}]]]},
-          {"class_name": "Dense", "config": {"name": "d", "units": 1}, "name": "d", "inbound_nodes": [[["l", 0, 2, {}]]]}],
-          "input_layers": [["in", 0, 0]], "output_layers": [["d", 0, 0]]}}
-        """
-        let error = #expect(throws: KerasError.self) { try KerasConfigParser.parse(json, file: "m.h5") }
-        #expect(error?.description.contains("output #2 of 'l'") == true)
+    @Test("Keras 2 inbound node lists and Keras 3 __keras_tensor__ references")
+    func callSpecs() throws {
+        let importer = KerasGraphImporter(file: "f", kerasMajor: 2, store: LegacyH5Weights(h5: try HDF5File(path: HDF5FileTests.legacy)))
+        let lstm = LayerEntry(name: "dec", className: "LSTM", module: nil, config: [:], raw: [:])
+        let k2 = try importer.parseCall([["x", 0, 0, [:]], ["enc", 0, 1, [:]], ["enc", 0, 2, [:]]], layer: lstm)
+        #expect(k2.inputs == [TensorKey(layer: "x", node: 0, tensor: 0), TensorKey(layer: "enc", node: 0, tensor: 1), TensorKey(layer: "enc", node: 0, tensor: 2)])
+        #expect(k2.dataCount == 1 && k2.receivesMask)
+        func ref(_ n: String, _ k: Int) -> [String: Any] { ["class_name": "__keras_tensor__", "config": ["keras_history": [n, 0, k]]] }
+        let k3 = try importer.parseCall(["args": [ref("x", 0)], "kwargs": ["initial_state": [ref("enc", 1), ref("enc", 2)], "training": false]], layer: lstm)
+        #expect(k3.inputs.map(\.tensor) == [0, 1, 2] && k3.dataCount == 1)
+        // Keras 3 passes no mask to a call with initial_state.
+        #expect(!k3.receivesMask)
+        let merge = LayerEntry(name: "add", className: "Add", module: nil, config: [:], raw: [:])
+        let m = try importer.parseCall(["args": [[ref("a", 0), ref("b", 0)]], "kwargs": [:]], layer: merge)
+        #expect(m.inputs.map(\.layer) == ["a", "b"] && m.receivesMask)
     }
 
     @Test("activations given as names or serialized objects")
     func activationForms() throws {
-        let builder = LayerBuilder(file: "f", kerasMajor: 2, store: LegacyH5Weights(h5: try HDF5File(path: HDF5FileTests.legacy)))
+        let builder = KerasLayerFactory(file: "f", kerasMajor: 2, store: LegacyH5Weights(h5: try HDF5File(path: HDF5FileTests.legacy)), scope: [])
         let entry = LayerEntry(name: "d", className: "Dense", module: nil, config: [:], raw: [:])
         #expect(try builder.activation(["activation": "hard_sigmoid"], "activation", default: "linear", entry) == .hardSigmoidKeras2)
         #expect(try builder.activation([:], "activation", default: "tanh", entry) == .tanh)
@@ -129,7 +115,7 @@ struct KerasConfigTests {
         let relu6: [String: Any] = ["class_name": "ReLU", "config": ["name": "r", "max_value": 6.0]]
         let error = #expect(throws: KerasError.self) { try builder.activation(["activation": relu6], "activation", default: "linear", entry) }
         #expect(error?.description.contains("unknown activation 'ReLU'") == true)
-        let k3 = LayerBuilder(file: "f", kerasMajor: 3, store: builder.store)
+        let k3 = KerasLayerFactory(file: "f", kerasMajor: 3, store: builder.store, scope: [])
         #expect(try k3.activation(["activation": "hard_sigmoid"], "activation", default: "linear", entry) == .hardSigmoidKeras3)
     }
 
@@ -149,15 +135,17 @@ struct KerasModelTests {
         #expect(m.model.format == "h5" && m.model.kerasVersion == "2.21.0" && m.backend == "tensorflow")
         #expect(m.modelClass == "Sequential")
         #expect(m.model.recurrentLayers.map(\.recurrentActivation) == [.hardSigmoidKeras2, .sigmoid])
-        guard case let .lstm(spec) = m.model.layers[2].kind else { Issue.record("layer 2 is not an LSTM"); return }
+        guard case let .lstm(spec)? = (m.model.graph.nodes[1].op as? RecurrentOp)?.cell else { Issue.record("node 1 is not an LSTM"); return }
         #expect(spec.zeroOutputForMask == false)
     }
 
     @Test func bidirectionalHalvesAndZeroOutputForMask() throws {
         for file in ["model.keras", "model.h5"] {
             let m = try load("bidirectional", file).model
-            guard case let .bidirectional(f, b, merge) = m.layers[1].kind else { Issue.record("no Bidirectional"); continue }
-            #expect(merge == .concat)
+            guard let bi = m.graph.nodes[0].op as? BidirectionalOp, case let .lstm(f) = bi.forward, case let .lstm(b) = bi.backward else {
+                Issue.record("no Bidirectional"); continue
+            }
+            #expect(bi.merge == .concat)
             #expect(!f.goBackwards && b.goBackwards)
             // Keras forces zero_output_for_mask = return_sequences on both halves.
             #expect(f.zeroOutputForMask && b.zeroOutputForMask)
@@ -170,7 +158,9 @@ struct KerasModelTests {
         let fixed = try KerasModelLoader.load(path: Fixtures.badPath("fixed_length_strings.h5"))
         let original = try load("keras2_hard_sigmoid", "model.h5").model
         #expect(fixed.kerasVersion == "2.21.0")
-        #expect(fixed.layers == original.layers)
+        #expect(fixed.recurrentLayers == original.recurrentLayers)
+        #expect(fixed.graph.nodes.map(\.name) == original.graph.nodes.map(\.name))
+        #expect(fixed.parameterCount == original.parameterCount)
     }
 
     @Test("old Sequential configs: no InputLayer, batch_input_shape on the first layer")
@@ -191,7 +181,10 @@ struct KerasModelTests {
         let model = try KerasModelLoader.build(parsed, store: LegacyH5Weights(h5: h5), file: path, format: "h5", version: "2.21.0")
         let original = try load("keras2_hard_sigmoid", "model.h5").model
         #expect(model.inputFeatureDim == 4)
-        #expect(Array(model.layers.dropFirst()) == Array(original.layers.dropFirst()))
+        #expect(model.graph.nodes.map(\.name) == original.graph.nodes.map(\.name))
+        #expect(model.recurrentLayers == original.recurrentLayers)
+        let x = Tensor(shape: [1, 3, 4], values: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2])
+        #expect(try model.run([x]) == original.run([x]))
 
         // Without any shape the input is unknown: a clear config error.
         var bare = first
