@@ -155,7 +155,8 @@ struct SmallRecurrentForward {
     }
 
     /// Runs on `x` [batch, time, inputDim] with `mask` [batch, time], from `initial` h ([batch, units]).
-    func run(_ x: [Float], mask: [Bool]?, initial: [Float]?, layerIndex: Int, observer: GateObserver?) throws -> RecurrentResult {
+    func run(_ x: [Float], mask: [Bool]?, initial: [Float]?, zeroBeforeFirst: Bool = false, layerIndex: Int,
+             observer: GateObserver?) throws -> RecurrentResult {
         let units: Int, goBackwards: Bool, returnSequences: Bool, zeroOutput: Bool, width: Int
         switch cell {
         case let .gru(s, _, _, _, _):
@@ -180,6 +181,8 @@ struct SmallRecurrentForward {
         var rh = [Float](repeating: 0, count: batch * u)                // r * h (reset_before)
         var mh = [Float](repeating: 0, count: batch * u)                // (r * h) @ U_h
         var active = [Bool](repeating: true, count: batch)
+        // Keras 2 repeats zeros, not the initial state, for masked steps before a row's first active one.
+        var seen = [Bool](repeating: !zeroBeforeFirst, count: batch)
 
         // Input projection of every (sequence, step) at once.
         x.withUnsafeBufferPointer { xp in
@@ -265,7 +268,8 @@ struct SmallRecurrentForward {
             }
             // Output of this step, in processing order.
             for b in 0..<batch {
-                let useZero = !active[b] && zeroOutput
+                if active[b] { seen[b] = true }
+                let useZero = !active[b] && (zeroOutput || !seen[b])
                 if returnSequences {
                     let o = (b * time + k) * u
                     for j in 0..<u { sequence[o + j] = useZero ? 0 : h[b * u + j] }

@@ -66,7 +66,8 @@ struct LSTMForward {
 
     /// Runs the layer on `x` [batch, time, inputDim] with `mask` [batch, time] (nil: all steps),
     /// starting from `initial` states h, c ([batch, units] each; zeros when nil).
-    func run(_ x: [Float], mask: [Bool]?, initial: [[Float]]? = nil, layerIndex: Int, observer: GateObserver?) throws -> Result {
+    func run(_ x: [Float], mask: [Bool]?, initial: [[Float]]? = nil, zeroBeforeFirst: Bool = false,
+             layerIndex: Int, observer: GateObserver?) throws -> Result {
         let u = spec.units, u4 = 4 * spec.units, d = spec.inputDim, batch = batch, time = time
         precondition(x.count == batch * time * d)
         guard batch > 0, time > 0 else {
@@ -89,6 +90,8 @@ struct LSTMForward {
         var gates = [Float](repeating: 0, count: 4 * batch * u)      // i, f, g, o, each [batch, units]
         var actC = [Float](repeating: 0, count: chunks.count * u)    // [chunks, units] scratch
         var active = [Bool](repeating: true, count: batch)
+        // Keras 2 repeats zeros, not the initial state, for masked steps before a row's first active one.
+        var seen = [Bool](repeating: !zeroBeforeFirst, count: batch)
         var sequence = [Float](repeating: 0, count: returnSequences ? batch * time * u : 0)
         var last = [Float](repeating: 0, count: batch * u)
 
@@ -154,7 +157,8 @@ struct LSTMForward {
                 }
                 // Output of this step, in processing order.
                 for b in 0..<batch {
-                    let useZero = !act[b] && zeroOutput
+                    if act[b] { seen[b] = true }
+                    let useZero = !act[b] && (zeroOutput || !seen[b])
                     let s = b * u
                     if returnSequences {
                         let o = (b * time + k) * u

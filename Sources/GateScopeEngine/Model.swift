@@ -129,7 +129,10 @@ public struct Model: Sendable {
         guard value.dtype == info.dtype else {
             throw EngineError.badInput("input '\(input.name)': got \(value.dtype.rawValue) \(value.shape), expected \(expected)\(info.dtype == .int32 ? " token ids" : " features")")
         }
-        let fits = value.shape.count == info.rank + 1 && zip(value.shape.dropFirst(), info.shape).allSatisfy { $1 == nil || $0 == $1 }
+        // The time axis may differ from a declared fixed length, as Keras only warns about it;
+        // every other axis must match.
+        let fits = value.shape.count == info.rank + 1
+            && zip(value.shape.dropFirst(), info.shape).enumerated().allSatisfy { k, p in p.1 == nil || p.0 == p.1 || (k == 0 && info.rank >= 2) }
         guard fits else { throw EngineError.badInput("input '\(input.name)': got shape \(value.shape), expected \(expected)") }
     }
 

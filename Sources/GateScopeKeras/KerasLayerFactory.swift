@@ -37,7 +37,7 @@ struct KerasLayerFactory {
             // Keras 3 configs carry zero_output_for_mask; Keras 2 plain RNNs leave it False.
             let cell = try recurrent(entry.className, c, entry: entry, part: .main, inputDim: x.features,
                                      zeroOutputForMask: bool(c, "zero_output_for_mask", false))
-            return RecurrentOp(cell: cell, returnState: bool(c, "return_state", false))
+            return RecurrentOp(cell: cell, returnState: bool(c, "return_state", false), kerasMajor: kerasMajor)
         case "Bidirectional":
             return try bidirectional(entry, inputDim: x.features)
         case "Dense":
@@ -235,7 +235,8 @@ struct KerasLayerFactory {
         let b = try recurrent(backwardClass, backward, entry: entry, part: .backward, inputDim: inputDim,
                               zeroOutputForMask: bool(backward, "return_sequences", false))
         return try wrapEngine(entry) {
-            try BidirectionalOp(forward: f, backward: b, merge: merge, returnState: bool(forward, "return_state", false) || bool(c, "return_state", false))
+            try BidirectionalOp(forward: f, backward: b, merge: merge, returnState: bool(forward, "return_state", false) || bool(c, "return_state", false),
+                                kerasMajor: kerasMajor)
         }
     }
 

@@ -105,7 +105,7 @@ struct PredictCommand: ParsableCommand {
             if arrays.count == 1, info.dtype == .float32, shape.count == info.rank, array.dtype.isFloat { shape = [1] + shape }
             let want = "\(shapeText([nil] + info.shape)) \(info.dtype == .int32 ? "int token ids" : "float")"
             let fits = shape.count == info.rank + 1 && shape.allSatisfy { $0 > 0 }
-                && zip(shape.dropFirst(), info.shape).allSatisfy { $1 == nil || $0 == $1 }
+                && zip(shape.dropFirst(), info.shape).enumerated().allSatisfy { k, p in p.1 == nil || p.0 == p.1 || (k == 0 && info.rank >= 2) }
             guard fits else {
                 throw EngineError.badInput("\(name): input '\(input.name)' has shape \(array.shape) (\(array.dtype)); model '\(model.name)' takes \(want)")
             }

@@ -53,7 +53,7 @@ private func makeDatabase(in dir: URL) throws -> String {
                 """, run, run == 1 ? "demo" : "<two> & \"quotes\"", String(repeating: "0", count: 64),
                 String(repeating: "0", count: 64), run == 1 ? "complete" : "running")
             for l in layerSpecs {
-                try db.run("INSERT INTO layers VALUES (?, ?, ?, ?, ?, 8, 'tanh', 'sigmoid')", run, l.id, l.name, l.direction, l.units)
+                try db.run("INSERT INTO layers (run_id, layer_id, name, direction, units, input_dim, activation, recurrent_activation) VALUES (?, ?, ?, ?, ?, 8, 'tanh', 'sigmoid')", run, l.id, l.name, l.direction, l.units)
             }
             try db.run("INSERT INTO sequences VALUES (?, 0, ?, 'first')", run, seq0Length)
             try db.run("INSERT INTO sequences VALUES (?, 1, ?, 'second')", run, seq1Length)

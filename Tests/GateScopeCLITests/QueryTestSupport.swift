@@ -116,7 +116,7 @@ enum QueryFixtureDB {
             """, runID, name, "\(name)/model.keras", meta["keras_version"] as? String, "\(name)/input.npy", status,
                    status == "complete" ? "2025-01-01T00:01:00Z" : nil, batch)
         for layer in layers {
-            try db.run("INSERT INTO layers VALUES (?, ?, ?, ?, ?, 0, 'tanh', 'sigmoid')",
+            try db.run("INSERT INTO layers (run_id, layer_id, name, direction, units, input_dim, activation, recurrent_activation) VALUES (?, ?, ?, ?, ?, 0, 'tanh', 'sigmoid')",
                        runID, layer.layerID, layer.name, layer.direction, layer.units)
         }
         let insertGate = try db.prepare("INSERT INTO gates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")

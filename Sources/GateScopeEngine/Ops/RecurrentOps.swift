@@ -86,8 +86,11 @@ public enum RecurrentCell: Equatable, Sendable {
 final class PreparedCell: @unchecked Sendable {  // immutable after init
     let cell: RecurrentCell
     let lstm: LSTMWeights?
-    init(_ cell: RecurrentCell) {
+    /// Keras 2 outputs zeros, not the initial state, at masked steps before a sequence's first active step.
+    let zeroBeforeFirst: Bool
+    init(_ cell: RecurrentCell, zeroBeforeFirst: Bool = false) {
         self.cell = cell
+        self.zeroBeforeFirst = zeroBeforeFirst
         if case let .lstm(s) = cell { lstm = LSTMWeights(s) } else { lstm = nil }
     }
 
@@ -98,14 +101,14 @@ final class PreparedCell: @unchecked Sendable {  // immutable after init
         case let .lstm(s):
             let r = try LSTMForward(spec: s, weights: lstm!, batch: batch, time: time,
                                     threads: LSTMForward.threadCount(context.threads, batch: batch))
-                .run(x, mask: mask, initial: initial, layerIndex: layerIndex, observer: context.observer)
+                .run(x, mask: mask, initial: initial, zeroBeforeFirst: zeroBeforeFirst, layerIndex: layerIndex, observer: context.observer)
             return RecurrentResult(sequence: r.sequence, last: r.last, states: [r.finalH, r.finalC])
         case let .gru(s):
             return try SmallRecurrentForward.gru(s, batch: batch, time: time)
-                .run(x, mask: mask, initial: initial?[0], layerIndex: layerIndex, observer: context.observer)
+                .run(x, mask: mask, initial: initial?[0], zeroBeforeFirst: zeroBeforeFirst, layerIndex: layerIndex, observer: context.observer)
         case let .simpleRNN(s):
             return try SmallRecurrentForward.simple(s, batch: batch, time: time)
-                .run(x, mask: mask, initial: initial?[0], layerIndex: layerIndex, observer: context.observer)
+                .run(x, mask: mask, initial: initial?[0], zeroBeforeFirst: zeroBeforeFirst, layerIndex: layerIndex, observer: context.observer)
         }
     }
 }
@@ -148,11 +151,11 @@ public struct RecurrentOp: Op {
     public let returnState: Bool
     let prepared: PreparedCell
 
-    /// Wraps one cell's weights.
-    public init(cell: RecurrentCell, returnState: Bool) {
+    /// Wraps one cell's weights; `kerasMajor` 2 keeps Keras 2's zeros at leading masked steps.
+    public init(cell: RecurrentCell, returnState: Bool, kerasMajor: Int = 3) {
         self.cell = cell
         self.returnState = returnState
-        prepared = PreparedCell(cell)
+        prepared = PreparedCell(cell, zeroBeforeFirst: kerasMajor < 3)
     }
 
     public var className: String { cell.kind.className }
@@ -204,7 +207,7 @@ public struct BidirectionalOp: Op {
     let prepared: [PreparedCell]
 
     /// Checks that the halves fit together.
-    public init(forward: RecurrentCell, backward: RecurrentCell, merge: MergeMode, returnState: Bool) throws {
+    public init(forward: RecurrentCell, backward: RecurrentCell, merge: MergeMode, returnState: Bool, kerasMajor: Int = 3) throws {
         guard forward.kind == backward.kind, forward.returnSequences == backward.returnSequences,
               forward.goBackwards != backward.goBackwards, forward.inputDim == backward.inputDim else {
             throw incompatible("the two halves must be the same cell with the same input and return_sequences, and opposite go_backwards")
@@ -216,7 +219,7 @@ public struct BidirectionalOp: Op {
         self.backward = backward
         self.merge = merge
         self.returnState = returnState
-        prepared = [PreparedCell(forward), PreparedCell(backward)]
+        prepared = [PreparedCell(forward, zeroBeforeFirst: kerasMajor < 3), PreparedCell(backward, zeroBeforeFirst: kerasMajor < 3)]
     }
 
     public var className: String { "Bidirectional(\(forward.kind.className))" }
