@@ -150,6 +150,22 @@ import Testing
         }
     }
 
+    @Test("a version 1 database gains the layers' time axes and keeps every row")
+    func version1MigratesToTimeAxes() throws {
+        let dir = makeTempDir()
+        let db = try Database(path: dir + "/v1.db")
+        try Schema.migrate(db, migrations: Schema.migrations.filter { $0.version == 1 })
+        try db.run("INSERT INTO runs (model_path, model_sha256, model_format, input_path, input_sha256, created_at, tool_version, params) VALUES ('m', 'x', 'keras', 'i', 'y', 'now', '0', '{}')")
+        try db.run("INSERT INTO layers VALUES (1, 0, 'lstm', 'fwd', 1, 2, 'tanh', 'sigmoid')")
+        try db.run("INSERT INTO sequences VALUES (1, 0, 1, NULL)")
+        try db.run("INSERT INTO tokens VALUES (1, 0, 0, 5, 'a')")
+        try db.run("INSERT INTO gates VALUES (1, 0, 0, 0, 0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)")
+        #expect(try Schema.migrate(db) == 1)
+        #expect(try db.userVersion() == Schema.currentVersion)
+        #expect(try db.scalar("SELECT time_input || ':' || aligned FROM layers") == .text(":1"))
+        #expect(try db.scalar("SELECT token || ' ' || h FROM gate_rows") == .text("a 0.6"))
+    }
+
     @Test func olderDatabaseIsMigratedInOneTransaction() throws {
         let v1 = Schema.migrations.filter { $0.version == 1 }
         let v2 = Schema.Migration(version: 2, name: "002_test.sql", sql: "ALTER TABLE runs ADD COLUMN note TEXT; CREATE TABLE extra (x);")
