@@ -85,6 +85,8 @@ public struct GraphBuilder {
     public private(set) var inputs: [GraphInput] = []
     public private(set) var outputs: [GraphOutput] = []
     private var callCounts: [String: Int] = [:]
+    /// Recurrent halves of the nodes so far: the next recurrent node's first `Model.recurrentLayers` index.
+    private var recurrentCount = 0
 
     /// An empty graph.
     public init() {}
@@ -128,9 +130,10 @@ public struct GraphBuilder {
         let first = tensors.count
         tensors += infos
         let outs = Array(first..<tensors.count)
-        let base = nodes.reduce(0) { $0 + $1.op.recurrentHalves.count }
+        let halves = op.recurrentHalves.count
         nodes.append(Node(name: name, layer: layer, call: call, op: op, inputs: inputs, outputs: outs,
-                          recurrentBase: op.recurrentHalves.isEmpty ? -1 : base))
+                          recurrentBase: halves == 0 ? -1 : recurrentCount))
+        recurrentCount += halves
         return outs
     }
 

@@ -42,6 +42,9 @@ public struct Model: Sendable {
     public let graph: Graph
     /// Every recurrent half, in node order (a Bidirectional gives fwd then bwd).
     public let recurrentLayers: [RecurrentLayerInfo]
+    /// The first node that mixes steps across time, or nil when sequences of different lengths
+    /// may share a padded batch (every op is length-safe).
+    public let firstTimeMixingNode: Node?
 
     /// Wraps a graph and indexes its recurrent halves.
     public init(name: String, format: String, kerasVersion: String, graph: Graph) {
@@ -59,6 +62,7 @@ public struct Model: Sendable {
             }
         }
         recurrentLayers = recurrent
+        firstTimeMixingNode = graph.nodes.first { !$0.op.lengthSafe }
     }
 
     /// Builds a single-chain model (first layer the input), as tests and benchmarks write them by hand.
@@ -105,7 +109,7 @@ public struct Model: Sendable {
     }
 
     /// True when every op is length-safe: sequences of different lengths may share a padded batch.
-    public var lengthSafe: Bool { graph.nodes.allSatisfy { $0.op.lengthSafe } }
+    public var lengthSafe: Bool { firstTimeMixingNode == nil }
 
     /// Runs a single-input model on a batch and returns its first output: `[batch, time, dim]` or `[batch, dim]`.
     ///
@@ -163,11 +167,8 @@ public struct Model: Sendable {
             let v = values[k]
             // The caller's lengths act as a mask, so padding never reaches a recurrent step.
             let mask = try lengthMask(lengths?[k] ?? nil, batch: batch, time: v.shape.count > 1 ? v.shape[1] : 1, input: input.name)
-            if mask != nil && !lengthSafe {
-                let distinct = Set(lengths?[k] ?? [])
-                if distinct.count > 1 {
-                    throw EngineError.badInput("model '\(name)' mixes steps across time (\(graph.nodes.first { !$0.op.lengthSafe }!.op.className) '\(graph.nodes.first { !$0.op.lengthSafe }!.name)'), so sequences of different lengths cannot share a padded batch; batch them by length")
-                }
+            if mask != nil, let mixing = firstTimeMixingNode, Set(lengths?[k] ?? []).count > 1 {
+                throw EngineError.badInput("model '\(name)' mixes steps across time (\(mixing.op.className) '\(mixing.name)'), so sequences of different lengths cannot share a padded batch; batch them by length")
             }
             slots[input.tensor] = Output(v, mask: mask)
         }

@@ -29,8 +29,7 @@ final class ConfigScope {
     /// Enclosing sub-model names, outermost first (for weight paths).
     let path: [String]
     var tensors: [TensorKey: TensorID] = [:]
-    /// Outputs of each sub-model call, by (name, node).
-    var calls: [String: Int] = [:]
+    /// Tensors being resolved, to catch cycles.
     var resolving = Set<TensorKey>()
 
     init(name: String, layers: [LayerEntry], path: [String]) {

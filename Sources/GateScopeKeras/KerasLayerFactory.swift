@@ -285,7 +285,7 @@ struct KerasLayerFactory {
             throw KerasError.unsupportedLayer(file: file, layer: entry.name, className: entry.className, reason: "rms_scaling=True is not supported")
         }
         let scale = bool(c, "scale", true), center = bool(c, "center", true)
-        let epsilon = (c["epsilon"] as? NSNumber)?.floatValue ?? (entry.className == "BatchNormalization" ? 1e-3 : 1e-3)
+        let epsilon = (c["epsilon"] as? NSNumber)?.floatValue ?? 1e-3  // both layers' Keras default
         var names: [String] = []
         if scale { names.append("gamma") }
         if center { names.append("beta") }

@@ -232,11 +232,10 @@ public enum Recorder {
                 name = String(text.dropLast(d.rawValue.count + 1))
                 direction = d
             }
-            let all = model.recurrentLayers.filter { $0.name == name && (direction == nil || $0.direction == direction) }
-            if let other = all.first(where: { $0.cell != .lstm }) {
+            let matches = model.recurrentLayers.filter { $0.name == name && (direction == nil || $0.direction == direction) }
+            if let other = matches.first(where: { $0.cell != .lstm }) {
                 throw DatabaseError(code: SQLITE_MISUSE, message: "layer '\(text)' is a \(other.cell.className); only LSTM gates are recorded so far")
             }
-            let matches = all
             guard !matches.isEmpty else {
                 let known = recordable.map { "\($0.name):\($0.direction.rawValue)" }.joined(separator: ", ")
                 throw DatabaseError(code: SQLITE_MISUSE, message: "no recurrent layer '\(text)' in model '\(model.name)' (layers: \(known))")
