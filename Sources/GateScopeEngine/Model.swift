@@ -93,10 +93,21 @@ public struct Model: Sendable {
     /// The model inputs with their static facts.
     public var inputs: [(input: GraphInput, info: TensorInfo)] { graph.inputs.map { ($0, graph.tensors[$0.tensor]) } }
 
-    /// Feature count per step of the only input, or nil when it takes token ids (single-input models).
-    public var inputFeatureDim: Int? {
-        let info = graph.tensors[graph.inputs[0].tensor]
-        return info.dtype == .int32 ? nil : info.features
+    /// Feature count per step of the first input, or nil when it takes token ids.
+    public var inputFeatureDim: Int? { inputFeatureDim(0) }
+
+    /// Values per step of input `k` (the product of its axes after time, e.g. 18 for
+    /// `(None, T, 6, 3)`), or nil when it takes token ids.
+    public func inputFeatureDim(_ k: Int) -> Int? {
+        let info = graph.tensors[graph.inputs[k].tensor]
+        guard info.dtype != .int32 else { return nil }
+        return inputStepShape(k).reduce(1, *)
+    }
+
+    /// The axes of input `k` after batch and time (`[]` for token ids, `[6, 3]` for `(None, T, 6, 3)`).
+    public func inputStepShape(_ k: Int) -> [Int] {
+        let info = graph.tensors[graph.inputs[k].tensor]
+        return info.shape.dropFirst().map { $0 ?? 0 }
     }
 
     /// Vocabulary size of the Embedding reading the first input, when it takes token ids.

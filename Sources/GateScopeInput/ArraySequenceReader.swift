@@ -2,7 +2,8 @@ import Foundation
 
 /// Streams sequences from a `.npy` array, or from `x` (with optional `lengths`, `ids`) of an `.npz`.
 ///
-/// Layouts: float `[batch, time, features]`; float `[time, features]` = one sequence; integer
+/// Layouts: float `[batch, time, features]` (or `[batch, time, a, b, ...]`, each step flattened
+/// to a*b*... features); float `[time, features]` = one sequence; integer
 /// `[batch, time]` token ids; integer `[time]` = one token sequence. Without `lengths` every
 /// sequence has the full `time` steps (padding inside is left to the model's own mask); with
 /// `lengths`, sequence b is `x[b, :lengths[b]]`. Reads about 1 MB of sequences per `pread`.
@@ -50,7 +51,8 @@ final class ArraySequenceReader: SequenceReader {
         let expected = "expected float [batch, time, features], float [time, features] (one sequence) or integer [batch, time] token ids"
         if h.dtype.isFloat {
             switch shape.count {
-            case 3: (count, time, featureDim) = (shape[0], shape[1], shape[2])
+            // Axes after time (frames of `[batch, time, 6, 3]`) are one flattened step each.
+            case 3...8: (count, time, featureDim) = (shape[0], shape[1], shape[2...].reduce(1, *))
             case 2: (count, time, featureDim) = (1, shape[0], shape[1])
             case 1: throw InputError(file: x.name, "a 1-D float array of shape \(h.shapeText) is ambiguous; \(expected)")
             default: throw InputError(file: x.name, "float array of shape \(h.shapeText): \(expected)")

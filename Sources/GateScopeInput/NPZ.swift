@@ -36,6 +36,11 @@ public enum NPZ {
         }
     }
 
+    /// The array names of an `.npz` (entry names without `.npy`), in archive order.
+    public static func arrayNames(path: String) throws -> [String] {
+        try openArchive(path: path).compactMap(entryName)
+    }
+
     static func openArchive(path: String) throws -> Archive {
         guard FileManager.default.fileExists(atPath: path) else { throw InputError(file: path, "no such file") }
         do { return try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {

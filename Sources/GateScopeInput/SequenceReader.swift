@@ -16,17 +16,26 @@ public struct InputSequence: Sendable, Equatable {
     /// The id the input file gives the sequence (.npz `ids`, .jsonl `id`, .csv `seq`,
     /// the 1-based line number for .txt), nil when it has none.
     public var sourceID: String?
+    /// The values of the model's first input.
     public var values: Values
+    /// The values of the model's further inputs, in model input order (empty for one input).
+    public var others: [Values]
 
     /// Creates a sequence.
-    public init(index: Int, sourceID: String?, values: Values) {
+    public init(index: Int, sourceID: String?, values: Values, others: [Values] = []) {
         self.index = index
         self.sourceID = sourceID
         self.values = values
+        self.others = others
     }
 
-    /// Number of steps.
-    public var length: Int {
+    /// Number of steps (of the first input).
+    public var length: Int { Self.steps(values) }
+
+    /// Steps of every input, first input first.
+    public var lengths: [Int] { [length] + others.map(Self.steps) }
+
+    static func steps(_ values: Values) -> Int {
         switch values {
         case .features(let v, let dim): return dim == 0 ? 0 : v.count / dim
         case .tokens(let t): return t.count
@@ -96,6 +105,8 @@ public struct PaddedBatch: Sendable, Equatable {
     public var sourceIDs: [String?]
     /// Each sequence's 0-based input index.
     public var indices: [Int]
+    /// The model's further inputs, each padded on its own (their `others` are empty).
+    public var others: [PaddedBatch] = []
 
     /// Pads `sequences` (all features of one dimension, or all tokens) to `time`, default the
     /// longest length; a `time` shorter than a sequence is an error.
@@ -111,6 +122,13 @@ public struct PaddedBatch: Sendable, Equatable {
         lengths = sequences.map(\.length)
         sourceIDs = sequences.map(\.sourceID)
         indices = sequences.map(\.index)
+        let inputCount = sequences.first?.others.count ?? 0
+        if let odd = sequences.first(where: { $0.others.count != inputCount }) {
+            throw InputError(sequence: odd.index, "has \(odd.others.count + 1) inputs, sequence \(sequences[0].index) \(inputCount + 1)")
+        }
+        others = try (0..<inputCount).map { k in
+            try PaddedBatch(padding: sequences.map { InputSequence(index: $0.index, sourceID: $0.sourceID, values: $0.others[k]) })
+        }
         switch sequences.first?.values {
         case .features(_, let dim)?:
             var out = [Float](repeating: 0, count: sequences.count * t * dim)
@@ -174,7 +192,23 @@ public enum InputFormat: String, CaseIterable, Sendable {
     /// `.jsonl`/`.txt` are read line by line (their `totalCount` costs one extra pass over the
     /// file); `.csv` row by row (`totalCount` nil).
     public static func open(path: String, vocab: Vocab? = nil, unknownID: Int32? = nil) throws -> any SequenceReader {
+        try open(path: path, inputNames: [], vocab: vocab, unknownID: unknownID)
+    }
+
+    /// Opens a reader for a model with the inputs `inputNames`. With several inputs the file must
+    /// be an `.npz` holding one array per input, keyed by its name (see `MultiArraySequenceReader`);
+    /// a one-input model also reads an `.npz` keyed by its input's name when it has no `x`.
+    public static func open(path: String, inputNames: [String], vocab: Vocab? = nil, unknownID: Int32? = nil) throws -> any SequenceReader {
         let format = try InputFormat(path: path)
+        if inputNames.count > 1 {
+            guard format == .npz else {
+                throw InputError(file: path, "the model has \(inputNames.count) inputs (\(inputNames.joined(separator: ", "))): give an .npz with one array per input, keyed by its name")
+            }
+            return try MultiArraySequenceReader(npzPath: path, inputNames: inputNames)
+        }
+        if format == .npz, let name = inputNames.first, try !NPZ.arrayNames(path: path).contains("x") {
+            return try MultiArraySequenceReader(npzPath: path, inputNames: [name])
+        }
         if let unknownID, unknownID < 0 {
             throw InputError(file: path, "unknown-token id \(unknownID) must be non-negative")
         }
