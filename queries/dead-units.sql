@@ -6,12 +6,13 @@
 -- param: threshold = 0.1   report units with max |h| < threshold
 -- columns: run_id, layer, direction, unit, n, max_abs_h, mean_h
 --
--- Sorted by max_abs_h, smallest (deadest) first.
+-- h is the hidden state after each step for every cell (LSTM, GRU, SimpleRNN), read from the
+-- hidden_states view (schema/003_cells.sql). Sorted by max_abs_h, smallest (deadest) first.
 SELECT l.run_id, l.name AS layer, l.direction, g.unit,
        count(*) AS n,
        max(abs(g.h)) AS max_abs_h,
        avg(g.h) AS mean_h
-FROM gates AS g
+FROM hidden_states AS g
 JOIN layers AS l ON l.run_id = g.run_id AND l.layer_id = g.layer_id
 WHERE g.run_id = :run
   AND (:layer IS NULL OR l.name = :layer)

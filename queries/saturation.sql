@@ -3,15 +3,20 @@
 -- param: run = latest      run id (default: the latest complete run)
 -- param: layer = NULL      layer name, or name:fwd / name:bwd (default: all layers)
 -- param: direction = NULL  fwd or bwd (default: both)
--- param: low = 0.1         i, f, o: left = fraction of steps with value < low
--- param: high = 0.9        i, f, o: right = fraction > high; g, h: left = fraction < -high, right = fraction > high
+-- param: low = 0.1         gates on 0..1 (i, f, o, z, r): left = fraction of steps with value < low
+-- param: high = 0.9        i, f, o, z, r: right = fraction > high; g, h, n: left = fraction < -high, right = fraction > high
 -- columns: run_id, layer, direction, unit, gate, n, left, right, mean, std, min, max
 --
--- One row per (layer half, unit, gate i f g o c h). c has no saturation: left and right are NULL.
--- std is the population standard deviation sqrt(E[x^2] - E[x]^2). `gatescope stats` answers the
--- same question from the per-unit summaries in milliseconds; its counts equal this query's.
-WITH gate_list(ord, gate) AS (
+-- One row per (layer half, unit, gate of its cell): LSTM layers i f g o c h (table gates), GRU
+-- layers z r n h (gru_gates), SimpleRNN layers h (simple_rnn_gates). c has no saturation: left
+-- and right are NULL. std is the population standard deviation sqrt(E[x^2] - E[x]^2).
+-- `gatescope stats` answers the same question from the per-unit summaries in milliseconds; its
+-- counts equal this query's.
+WITH lstm_list(ord, gate) AS (
     VALUES (1, 'i'), (2, 'f'), (3, 'g'), (4, 'o'), (5, 'c'), (6, 'h')
+),
+gru_list(ord, gate) AS (
+    VALUES (1, 'z'), (2, 'r'), (3, 'n'), (4, 'h')
 ),
 sel AS (
     SELECT run_id, layer_id, name, direction
@@ -20,8 +25,8 @@ sel AS (
       AND (:layer IS NULL OR name = :layer)
       AND (:direction IS NULL OR direction = :direction)
 ),
-agg AS (
-    SELECT g.layer_id, g.unit, count(*) AS n,
+lstm AS (
+    SELECT g.layer_id, g.unit, count(*) AS cnt,
            sum(g.i < :low) AS i_l, sum(g.i > :high) AS i_r, avg(g.i) AS i_m, avg(g.i * g.i) AS i_s, min(g.i) AS i_min, max(g.i) AS i_max,
            sum(g.f < :low) AS f_l, sum(g.f > :high) AS f_r, avg(g.f) AS f_m, avg(g.f * g.f) AS f_s, min(g.f) AS f_min, max(g.f) AS f_max,
            sum(g.g < -:high) AS g_l, sum(g.g > :high) AS g_r, avg(g.g) AS g_m, avg(g.g * g.g) AS g_s, min(g.g) AS g_min, max(g.g) AS g_max,
@@ -32,16 +37,42 @@ agg AS (
     WHERE g.run_id = :run AND g.layer_id IN (SELECT layer_id FROM sel)
     GROUP BY g.layer_id, g.unit
 ),
+gru AS (
+    SELECT g.layer_id, g.unit, count(*) AS cnt,
+           sum(g.z < :low) AS z_l, sum(g.z > :high) AS z_r, avg(g.z) AS z_m, avg(g.z * g.z) AS z_s, min(g.z) AS z_min, max(g.z) AS z_max,
+           sum(g.r < :low) AS r_l, sum(g.r > :high) AS r_r, avg(g.r) AS r_m, avg(g.r * g.r) AS r_s, min(g.r) AS r_min, max(g.r) AS r_max,
+           sum(g.n < -:high) AS n_l, sum(g.n > :high) AS n_r, avg(g.n) AS n_m, avg(g.n * g.n) AS n_s, min(g.n) AS n_min, max(g.n) AS n_max,
+           sum(g.h < -:high) AS h_l, sum(g.h > :high) AS h_r, avg(g.h) AS h_m, avg(g.h * g.h) AS h_s, min(g.h) AS h_min, max(g.h) AS h_max
+    FROM gru_gates AS g
+    WHERE g.run_id = :run AND g.layer_id IN (SELECT layer_id FROM sel)
+    GROUP BY g.layer_id, g.unit
+),
 per_gate AS (
-    SELECT a.layer_id, a.unit, k.ord, k.gate, a.n,
+    SELECT a.layer_id, a.unit, k.ord, k.gate, a.cnt AS n,
            CASE k.gate WHEN 'i' THEN i_l WHEN 'f' THEN f_l WHEN 'g' THEN g_l WHEN 'o' THEN o_l WHEN 'h' THEN h_l END AS nl,
            CASE k.gate WHEN 'i' THEN i_r WHEN 'f' THEN f_r WHEN 'g' THEN g_r WHEN 'o' THEN o_r WHEN 'h' THEN h_r END AS nr,
            CASE k.gate WHEN 'i' THEN i_m WHEN 'f' THEN f_m WHEN 'g' THEN g_m WHEN 'o' THEN o_m WHEN 'c' THEN c_m ELSE h_m END AS m,
            CASE k.gate WHEN 'i' THEN i_s WHEN 'f' THEN f_s WHEN 'g' THEN g_s WHEN 'o' THEN o_s WHEN 'c' THEN c_s ELSE h_s END AS s,
            CASE k.gate WHEN 'i' THEN i_min WHEN 'f' THEN f_min WHEN 'g' THEN g_min WHEN 'o' THEN o_min WHEN 'c' THEN c_min ELSE h_min END AS lo,
            CASE k.gate WHEN 'i' THEN i_max WHEN 'f' THEN f_max WHEN 'g' THEN g_max WHEN 'o' THEN o_max WHEN 'c' THEN c_max ELSE h_max END AS hi
-    FROM agg AS a
-    CROSS JOIN gate_list AS k
+    FROM lstm AS a
+    CROSS JOIN lstm_list AS k
+    UNION ALL
+    SELECT a.layer_id, a.unit, k.ord, k.gate, a.cnt,
+           CASE k.gate WHEN 'z' THEN z_l WHEN 'r' THEN r_l WHEN 'n' THEN n_l ELSE h_l END,
+           CASE k.gate WHEN 'z' THEN z_r WHEN 'r' THEN r_r WHEN 'n' THEN n_r ELSE h_r END,
+           CASE k.gate WHEN 'z' THEN z_m WHEN 'r' THEN r_m WHEN 'n' THEN n_m ELSE h_m END,
+           CASE k.gate WHEN 'z' THEN z_s WHEN 'r' THEN r_s WHEN 'n' THEN n_s ELSE h_s END,
+           CASE k.gate WHEN 'z' THEN z_min WHEN 'r' THEN r_min WHEN 'n' THEN n_min ELSE h_min END,
+           CASE k.gate WHEN 'z' THEN z_max WHEN 'r' THEN r_max WHEN 'n' THEN n_max ELSE h_max END
+    FROM gru AS a
+    CROSS JOIN gru_list AS k
+    UNION ALL
+    SELECT g.layer_id, g.unit, 1, 'h', count(*),
+           sum(g.h < -:high), sum(g.h > :high), avg(g.h), avg(g.h * g.h), min(g.h), max(g.h)
+    FROM simple_rnn_gates AS g
+    WHERE g.run_id = :run AND g.layer_id IN (SELECT layer_id FROM sel)
+    GROUP BY g.layer_id, g.unit
 )
 SELECT s.run_id, s.name AS layer, s.direction, p.unit, p.gate, p.n,
        p.nl * 1.0 / p.n AS left,

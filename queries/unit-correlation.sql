@@ -7,15 +7,16 @@
 -- columns: run_id, layer, direction, unit_a, unit_b, n, r
 --
 -- Pairs are aligned on (sequence, step) within one layer half, unit_a < unit_b. A unit whose h
--- is constant has no correlation (r is NULL, sorted last). Cost grows with units^2 x steps:
+-- is constant has no correlation (r is NULL, sorted last). h is every cell's hidden state (the
+-- hidden_states view: LSTM, GRU and SimpleRNN layers alike). Cost grows with units^2 x steps:
 -- narrow it down with layer on big runs.
 WITH pairs AS (
     SELECT a.layer_id, a.unit AS unit_a, b.unit AS unit_b, count(*) AS n,
            avg(a.h) AS ma, avg(b.h) AS mb,
            avg(a.h * a.h) AS saa, avg(b.h * b.h) AS sbb, avg(a.h * b.h) AS sab
-    FROM gates AS a
+    FROM hidden_states AS a
     JOIN layers AS l ON l.run_id = a.run_id AND l.layer_id = a.layer_id
-    JOIN gates AS b ON b.run_id = a.run_id AND b.seq_id = a.seq_id AND b.layer_id = a.layer_id
+    JOIN hidden_states AS b ON b.run_id = a.run_id AND b.seq_id = a.seq_id AND b.layer_id = a.layer_id
                    AND b.step = a.step AND b.unit > a.unit
     WHERE a.run_id = :run
       AND (:layer IS NULL OR l.name = :layer)

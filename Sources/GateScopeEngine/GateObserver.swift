@@ -1,29 +1,3 @@
-/// The recurrent cells the engine runs, each with the planes (gates and states) a step reports.
-public enum CellKind: String, Sendable, Codable, CaseIterable {
-    case lstm
-    case gru
-    case simpleRNN = "simple_rnn"
-
-    /// The planes a step reports, in order.
-    ///   lstm: i, f, g (candidate), o, c, h;  gru: z (update), r (reset), n (candidate), h;  simple_rnn: h.
-    public var planes: [String] {
-        switch self {
-        case .lstm: return ["i", "f", "g", "o", "c", "h"]
-        case .gru: return ["z", "r", "n", "h"]
-        case .simpleRNN: return ["h"]
-        }
-    }
-
-    /// The framework class name ("LSTM", "GRU", "SimpleRNN").
-    public var className: String {
-        switch self {
-        case .lstm: return "LSTM"
-        case .gru: return "GRU"
-        case .simpleRNN: return "SimpleRNN"
-        }
-    }
-}
-
 /// One processed timestep of one recurrent half, for a whole batch.
 ///
 /// Buffers are only valid during the observer call; copy what you keep.

@@ -50,7 +50,7 @@ public struct ModelSummary: Codable, Equatable, Sendable {
         public var timeFrom: String?
         /// True when its step t is step t of that input.
         public var aligned: Bool
-        /// False for cells whose gates are not recorded yet (GRU, SimpleRNN run but are not stored).
+        /// True when `record` stores this half's gates (every cell kind the engine runs).
         public var recorded: Bool
 
         public func encode(to encoder: Encoder) throws {
@@ -109,8 +109,8 @@ public struct ModelSummary: Codable, Equatable, Sendable {
         try c.encode(totalParameters, forKey: .totalParameters)
     }
 
-    /// The cells whose gates `record` stores today.
-    public static let recordedCells: Set<CellKind> = [.lstm]
+    /// The cells whose gates `record` stores.
+    public static let recordedCells = Set(CellKind.allCases)
 
     /// Summarizes a loaded model.
     public init(_ loaded: LoadedKerasModel) {

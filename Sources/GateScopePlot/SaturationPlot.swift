@@ -41,7 +41,8 @@ public struct SaturationPlot: Sendable {
     }
 
     static let gateNames = ["i": "input gate", "f": "forget gate", "o": "output gate",
-                            "g": "candidate", "c": "cell state", "h": "hidden state"]
+                            "g": "candidate", "c": "cell state", "h": "hidden state",
+                            "z": "update gate", "r": "reset gate", "n": "candidate"]
 
     /// The SVG document.
     public func render() throws -> String {

@@ -34,6 +34,7 @@ public struct UnitPlot: Sendable {
         "i": ("#1f77b4", 1.3, "input gate"), "f": ("#2ca02c", 1.3, "forget gate"),
         "g": ("#9467bd", 1.3, "candidate"), "o": ("#ff7f0e", 1.3, "output gate"),
         "c": ("#8c564b", 1.8, "cell state"), "h": ("#d62728", 2.2, "hidden state"),
+        "z": ("#17becf", 1.3, "update gate"), "r": ("#bcbd22", 1.3, "reset gate"), "n": ("#9467bd", 1.3, "candidate"),
     ]
 
     /// Largest |c| still drawn on the shared left axis.

@@ -1,8 +1,15 @@
 import CSQLite
 import Foundation
+import GateScopeEngine
 
 /// Streams a run's gate values as rows (wide: one row per step and unit; long: one per gate value),
 /// ordered by sequence, layer, step, unit, in constant memory.
+///
+/// Columns are named after the selected layers' gates: `i,f,g,o,c,h` for LSTM layers, `z,r,n,h`
+/// for GRU layers, `h` for SimpleRNN. When layers of several cells are exported together, the wide
+/// form has the union of their gates (in cell order: LSTM's, then GRU's z, r, n, ...) and a row
+/// leaves empty (NULL) the columns its cell lacks; the long form gives each row only its own
+/// cell's gates. A token is given only for layers whose steps line up with the first input.
 public enum Export {
     /// What to export.
     public struct Options: Sendable {
@@ -14,8 +21,8 @@ public enum Export {
         public var layers: [LayerFilter] = []
         /// Units; nil = all.
         public var units: IndexRanges?
-        /// Gates, in storage order.
-        public var gates: [Gate] = Gate.allCases
+        /// Gates to export (each layer gives those its cell has); empty = all of them.
+        public var gates: [Gate] = []
         /// Steps; nil = all.
         public var steps: IndexRanges?
         /// One row per gate value (`...,unit,gate,value`) instead of one column per gate.
@@ -25,14 +32,21 @@ public enum Export {
         public init() {}
     }
 
-    /// Column names for `options`.
-    public static func columns(_ options: Options) -> [String] {
+    /// Column names for `options` when exporting `layers`.
+    public static func columns(_ options: Options, layers: [LayerInfo]) -> [String] {
         let head = ["run_id", "seq_id", "source_id", "layer", "direction", "step", "token", "unit"]
-        return head + (options.long ? ["gate", "value"] : gates(options).map(\.rawValue))
+        return head + (options.long ? ["gate", "value"] : gates(options, layers: layers).map(\.rawValue))
     }
 
-    static func gates(_ options: Options) -> [Gate] {
-        options.gates.isEmpty ? Gate.allCases : Gate.allCases.filter(options.gates.contains)
+    /// The wide columns: the union of the layers' selected gates, cell by cell in `CellKind` order.
+    static func gates(_ options: Options, layers: [LayerInfo]) -> [Gate] {
+        var out: [Gate] = []
+        for cell in CellKind.allCases where layers.contains(where: { $0.cell == cell }) {
+            for gate in Gate.of(cell) where (options.gates.isEmpty || options.gates.contains(gate)) && !out.contains(gate) {
+                out.append(gate)
+            }
+        }
+        return out
     }
 
     /// Writes the rows to `writer` (which streams them); returns the number of rows written.
@@ -40,7 +54,8 @@ public enum Export {
     public static func write(_ db: Database, options: Options, to writer: RowWriter) throws -> Int64 {
         let run = try ReadAccess.run(db, id: options.run)
         let layers = try ReadAccess.layers(db, run: run.runID, matching: options.layers)
-        let gates = gates(options)
+        try Stats.checkGates(options.gates, layers: layers)
+        let gates = gates(options, layers: layers)
 
         // Layers and units are filtered here by table lookup; sequences and steps in SQL, where the
         // primary key (run_id, seq_id, layer_id, step, unit) also gives the output order for free.
@@ -48,21 +63,39 @@ public enum Export {
         var layerByID = [LayerInfo?](repeating: nil, count: maxLayerID + 1)
         for layer in layers { layerByID[Int(layer.layerID)] = layer }
 
-        let sql = """
-            SELECT g.seq_id, s.source_id, g.layer_id, g.step, coalesce(t.token, t.token_id), g.unit, \
-            \(gates.map { "g." + $0.rawValue }.joined(separator: ", "))
-            FROM gates AS g
-            JOIN sequences AS s ON s.run_id = g.run_id AND s.seq_id = g.seq_id
-            LEFT JOIN tokens AS t ON t.run_id = g.run_id AND t.seq_id = g.seq_id AND t.step = g.step
-            WHERE g.run_id = :run AND g.seq_id BETWEEN :seq_lo AND :seq_hi
-              AND g.step BETWEEN :step_lo AND :step_hi
-            ORDER BY g.seq_id, g.layer_id, g.step, g.unit
-            """
+        // One arm per cell table; a column the cell lacks is NULL. Table and column names come
+        // from the cell descriptor, never from user text.
+        let cells = CellKind.allCases.filter { c in layers.contains { $0.cell == c } }
+        let arms = cells.map { cell -> String in
+            let columns = gates.map { cell.planes.contains($0.rawValue) ? "g." + $0.rawValue : "NULL" }
+            return """
+                SELECT g.seq_id, s.source_id, g.layer_id, g.step, coalesce(t.token, t.token_id), g.unit\
+                \(columns.map { ", " + $0 }.joined())
+                FROM \(cell.table) AS g
+                JOIN sequences AS s ON s.run_id = g.run_id AND s.seq_id = g.seq_id
+                LEFT JOIN tokens AS t ON t.run_id = g.run_id AND t.seq_id = g.seq_id AND t.step = g.step
+                WHERE g.run_id = :run AND g.seq_id BETWEEN :seq_lo AND :seq_hi
+                  AND g.step BETWEEN :step_lo AND :step_hi
+                """
+        }
+        // One table gives the primary-key order for free; several are merged by SQLite.
+        let sql = arms.count == 1 ? arms[0] + "\nORDER BY g.seq_id, g.layer_id, g.step, g.unit"
+            : arms.joined(separator: "\nUNION ALL\n") + "\nORDER BY 1, 3, 4, 6"
+        guard !arms.isEmpty else {
+            try writer.begin(columns: columns(options, layers: layers), float32Columns: [])
+            try writer.finish()
+            return 0
+        }
         let statement = try db.prepare(sql)
         let handle = statement.handle
         let stepBounds = bounds(options.steps)
 
-        let names = columns(options)
+        let names = columns(options, layers: layers)
+        // Long form: per cell, (wide column, gate) in the cell's plane order.
+        var longColumns: [CellKind: [(Int, Gate)]] = [:]
+        for cell in cells {
+            longColumns[cell] = Gate.of(cell).compactMap { g in gates.firstIndex(of: g).map { ($0, g) } }
+        }
         // Gate values (the columns after `unit`, or `value` in long form) are Float32s.
         try writer.begin(columns: names, float32Columns: options.long ? [names.count - 1] : Set(8..<names.count))
         var written: Int64 = 0
@@ -90,10 +123,11 @@ public enum Export {
                 row.append(.text(layer.name))
                 row.append(.text(layer.direction))
                 row.append(.integer(Int64(step)))
-                row.append(statement.value(at: 4))
+                row.append(layer.aligned ? statement.value(at: 4) : .null)
                 row.append(.integer(Int64(unit)))
                 if options.long {
-                    for (k, gate) in gates.enumerated() {
+                    // The layer's own gates, in its cell's plane order.
+                    for (k, gate) in longColumns[layer.cell]! {
                         row.removeSubrange(8...)
                         row.append(.text(gate.rawValue))
                         row.append(.real(sqlite3_column_double(handle, Int32(6 + k))))
@@ -101,7 +135,9 @@ public enum Export {
                         written += 1
                     }
                 } else {
-                    for k in gates.indices { row.append(.real(sqlite3_column_double(handle, Int32(6 + k)))) }
+                    for k in gates.indices {
+                        row.append(sqlite3_column_type(handle, Int32(6 + k)) == SQLITE_NULL ? .null : .real(sqlite3_column_double(handle, Int32(6 + k))))
+                    }
                     try writer.write(row)
                     written += 1
                 }

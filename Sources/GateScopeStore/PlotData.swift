@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import GateScopeEngine
 
 // Read-only queries that collect what `gatescope plot` draws. The rendering lives in
 // GateScopePlot, which knows nothing about SQLite; these return plain values the CLI maps over.
@@ -44,17 +45,25 @@ public enum PlotData {
     }
 
     /// Per-unit saturation of run `run` (default: the latest complete run) for the layers matching
-    /// `layers` (all when empty), as `stats` computes it (issue 4 definitions, exact for any
-    /// thresholds: i, f, o left < low, right > high; g, h left < -high, right > high). Units
-    /// without recorded steps are left out. Returns the run and the layers in layer_id order too.
+    /// `layers` (all when empty), as `stats` computes it (exact for any thresholds: unit-range
+    /// gates left < low, right > high; signed ones left < -high, right > high). A unit has values
+    /// only for the gates its cell has. Units without recorded steps are left out. Returns the run,
+    /// the layers in layer_id order and the gates drawn: `gates`, or when empty every unit-range
+    /// gate of the layers (LSTM i, f, o; GRU z, r).
     public static func saturation(_ db: Database, run: Int64?, layers: [LayerFilter] = [], low: Double = 0.1,
-                                  high: Double = 0.9, gates: [Gate] = [.i, .f, .o])
-        throws -> (run: RunInfo, layers: [LayerInfo], units: [UnitSaturation]) {
-        if gates.contains(.c) {
-            throw DatabaseError(code: SQLITE_MISUSE, message: "the cell state c has no saturation (no fixed range): use i, f, o, g or h")
+                                  high: Double = 0.9, gates requested: [Gate] = [])
+        throws -> (run: RunInfo, layers: [LayerInfo], units: [UnitSaturation], gates: [Gate]) {
+        if let c = requested.first(where: { $0.grid == nil }) {
+            throw DatabaseError(code: SQLITE_MISUSE, message: "\(c) has no saturation (no fixed range): use gates with a range, e.g. i, f, o, g, h, z, r, n")
+        }
+        let runInfo = try ReadAccess.run(db, id: run)
+        let selected = try ReadAccess.layers(db, run: runInfo.runID, matching: layers)
+        var gates = requested
+        if gates.isEmpty {
+            for layer in selected { for g in layer.gates where g.range == .unit && !gates.contains(g) { gates.append(g) } }
         }
         var options = Stats.Options()
-        options.run = run
+        options.run = runInfo.runID
         options.layers = layers
         options.gates = gates
         options.low = low
@@ -75,7 +84,7 @@ public enum PlotData {
             units[index[key]!].right[row.gate] = right
         }
         units.sort { ($0.layerID, $0.unit) < ($1.layerID, $1.unit) }
-        return (result.run, layerList.sorted { $0.layerID < $1.layerID }, units)
+        return (result.run, layerList.sorted { $0.layerID < $1.layerID }, units, gates)
     }
 
     /// The sequence named by `text`: a seq_id, or else a source id from the input file.
@@ -117,24 +126,32 @@ public enum PlotData {
         return requested.clamped(to: all)
     }
 
-    /// Gate values of `units` (default all of the layer) over `steps` of one sequence, with tokens.
-    /// Only the gates in `gates` are filled in `Window.values`.
+    /// Gate values of `units` (default all of the layer) over `steps` of one sequence, with tokens
+    /// (only when the layer's steps line up with the first input's). Only the gates in `gates`
+    /// (default: all of the layer's cell) are filled in `Window.values`; a gate the cell lacks is an error.
     public static func window(_ db: Database, run: Int64, seq: SequenceRef, layer: LayerInfo, units: [Int]? = nil,
-                              steps: ClosedRange<Int>, gates: [Gate] = Gate.allCases) throws -> Window {
+                              steps: ClosedRange<Int>, gates requested: [Gate]? = nil) throws -> Window {
         let unitList = units ?? Array(0..<layer.units)
         if let bad = unitList.first(where: { $0 < 0 || $0 >= layer.units }) {
             throw DatabaseError(code: SQLITE_NOTFOUND,
                                 message: "layer '\(layer.label)' has no unit \(bad) (units 0-\(layer.units - 1))")
         }
+        let planes = layer.gates
+        let gates = requested ?? planes
+        if let missing = gates.first(where: { !planes.contains($0) }) {
+            throw DatabaseError(code: SQLITE_MISUSE,
+                                message: "layer '\(layer.label)' is a \(layer.cell.className), which has no gate \(missing) (its gates: \(planes.map(\.rawValue).joined(separator: ", ")))")
+        }
         let row = Dictionary(unitList.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         let stepList = Array(steps)
         let empty = [[Double?]](repeating: [Double?](repeating: nil, count: stepList.count), count: unitList.count)
         var values = Dictionary(uniqueKeysWithValues: gates.map { ($0, empty) })
-        // All six columns are read and picked by index, so no column name is ever put into SQL.
+        let columnOf = gates.map { planes.firstIndex(of: $0)! }
+        // Table and columns come from the cell descriptor, never from user text.
         // A single unit uses `unit = ?` (cheap); otherwise every unit of the step range is read.
         let single = unitList.count == 1 ? unitList[0] : nil
         let rows = try db.query("""
-            SELECT step, unit, i, f, g, o, c, h FROM gates
+            SELECT step, unit, \(planes.map(\.rawValue).joined(separator: ", ")) FROM \(layer.cell.table)
             WHERE run_id = :run AND seq_id = :seq AND layer_id = :layer AND step BETWEEN :from AND :to
               AND (:unit IS NULL OR unit = :unit)
             """, named: [":run": run, ":seq": seq.seqID, ":layer": layer.layerID, ":from": steps.lowerBound,
@@ -143,10 +160,10 @@ public enum PlotData {
         while try st.step() {
             guard let u = row[st.int(at: 1)] else { continue }
             let s = st.int(at: 0) - steps.lowerBound
-            for gate in gates { values[gate]![u][s] = st.double(at: 2 + gate.column) }
+            for (k, gate) in gates.enumerated() { values[gate]![u][s] = st.double(at: 2 + columnOf[k]) }
         }
         return Window(units: unitList, steps: stepList, values: values,
-                      tokens: try tokens(db, run: run, seq: seq.seqID, steps: steps))
+                      tokens: layer.aligned ? try tokens(db, run: run, seq: seq.seqID, steps: steps) : nil)
     }
 
     /// Token text per step of `steps`, or nil when the sequence has no token rows.

@@ -1,21 +1,22 @@
 import CSQLite
 import Foundation
+import GateScopeEngine
 
 // Shared pieces of the read side (runs, stats, export, named queries): opening a database
 // read-only, resolving runs and layers, and parsing the filters the CLI accepts.
 
 extension Gate {
-    /// True for the sigmoid gates i, f, o (range [0, 1]); false for g, h (tanh range) and c.
-    public var isSigmoid: Bool { self == .i || self == .f || self == .o }
+    /// True for the gates on [0, 1] (i, f, o, z, r); false for the signed ones (g, h, n) and c.
+    public var isSigmoid: Bool { range == .unit }
 
-    /// Parses `i,f,o` (any order, no repeats) into gates in storage order.
+    /// Parses `i,f,o` (any order, no repeats) into gates in `Gate.allCases` order.
     public static func parseList(_ text: String) throws -> [Gate] {
         var seen = Set<Gate>()
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             let name = part.trimmingCharacters(in: .whitespaces).lowercased()
             guard let gate = Gate(rawValue: name) else {
                 throw DatabaseError(code: SQLITE_MISUSE,
-                                    message: "unknown gate '\(name)': use a comma-separated list of i, f, g, o, c, h")
+                                    message: "unknown gate '\(name)': use a comma-separated list of \(Gate.allCases.map(\.rawValue).joined(separator: ", ")) (LSTM: i, f, g, o, c, h; GRU: z, r, n, h; SimpleRNN: h)")
             }
             guard seen.insert(gate).inserted else {
                 throw DatabaseError(code: SQLITE_MISUSE, message: "gate '\(name)' is listed twice")
@@ -121,9 +122,16 @@ public struct LayerInfo: Equatable, Sendable {
     public var name: String
     public var direction: String
     public var units: Int
+    /// The layer's cell: which table holds its rows and which gates it has.
+    public var cell: CellKind = .lstm
+    /// True when step t is step t of the first model input (and of its tokens).
+    public var aligned: Bool = true
 
     /// `name:direction`, as the CLI prints and accepts it.
     public var label: String { "\(name):\(direction)" }
+
+    /// The layer's gates in plane order.
+    public var gates: [Gate] { Gate.of(cell) }
 }
 
 /// Opening a database for reading and resolving what the user names in it.
@@ -184,11 +192,16 @@ public enum ReadAccess {
 
     /// The recorded layer halves of a run, in layer_id order.
     public static func layers(_ db: Database, run: Int64) throws -> [LayerInfo] {
-        let rows = try db.query("SELECT layer_id, name, direction, units FROM layers WHERE run_id = ? ORDER BY layer_id", [run])
+        let rows = try db.query("SELECT layer_id, name, direction, units, cell, aligned FROM layers WHERE run_id = ? ORDER BY layer_id", [run])
         var result: [LayerInfo] = []
         while let row = try rows.nextRow() {
-            result.append(LayerInfo(layerID: row[0].int64Value ?? 0, name: row[1].stringValue ?? "",
-                                    direction: row[2].stringValue ?? "", units: Int(row[3].int64Value ?? 0)))
+            let name = row[1].stringValue ?? ""
+            guard let cell = CellKind(rawValue: row[4].stringValue ?? "") else {
+                throw DatabaseError(code: SQLITE_CORRUPT, message: "run \(run), layer '\(name)': unknown cell '\(row[4].stringValue ?? "NULL")'")
+            }
+            result.append(LayerInfo(layerID: row[0].int64Value ?? 0, name: name,
+                                    direction: row[2].stringValue ?? "", units: Int(row[3].int64Value ?? 0),
+                                    cell: cell, aligned: row[5].int64Value != 0))
         }
         return result
     }

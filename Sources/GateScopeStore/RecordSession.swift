@@ -6,11 +6,12 @@ import GateScopeInput
 /// The gate values of one engine batch in primary-key order, ready to insert.
 ///
 /// Layout: sequence b, recorded layer li, step t (on that layer's own time axis, `layerTime[li]`
-/// steps), unit u, gate g (i f g o c h) at `b * seqStride + layerOffset[li] + (t * units[li] + u) * 6 + g`;
+/// steps), unit u, plane p (the layer cell's gates, `planes[li]` of them) at
+/// `b * seqStride + layerOffset[li] + (t * units[li] + u) * planes[li] + p`;
 /// `active[b * activeStride + activeOffset[li] + t]`.
 final class BatchBuffer: @unchecked Sendable {
     var count = 0
-    /// Padded steps of the input.
+    /// Padded steps of the first input.
     var time = 0
     /// Steps of each recorded layer's time axis for this batch.
     var layerTime: [Int] = []
@@ -19,7 +20,7 @@ final class BatchBuffer: @unchecked Sendable {
     var indices: [Int] = []
     var sourceIDs: [String?] = []
     var lengths: [Int] = []
-    /// `[count, time]` token ids for token inputs.
+    /// `[count, time]` token ids when the first input takes tokens.
     var tokens: [Int32]? = nil
     var gates: [Float] = []
     var active: [Bool] = []
@@ -27,16 +28,16 @@ final class BatchBuffer: @unchecked Sendable {
     var layerOffset: [Int] = []
 
     /// Sizes the buffers for `count` sequences of `time` input steps whose recorded layers run
-    /// `layerTime` steps each (capacity is kept between batches).
-    func reshape(count: Int, time: Int, layerTime: [Int], units: [Int]) {
+    /// `layerTime` steps each, with `units` units of `planes` values (capacity is kept between batches).
+    func reshape(count: Int, time: Int, layerTime: [Int], units: [Int], planes: [Int]) {
         self.count = count
         self.time = time
         self.layerTime = layerTime
         var offsets: [Int] = [], activeOffsets: [Int] = []
         var total = 0, totalSteps = 0
-        for (u, t) in zip(units, layerTime) {
-            offsets.append(total); total += t * u * 6
-            activeOffsets.append(totalSteps); totalSteps += t
+        for k in units.indices {
+            offsets.append(total); total += layerTime[k] * units[k] * planes[k]
+            activeOffsets.append(totalSteps); totalSteps += layerTime[k]
         }
         layerOffset = offsets
         activeOffset = activeOffsets
@@ -58,21 +59,24 @@ final class BatchCapture: GateObserver {
     /// recurrent layer index -> position among recorded layers, or -1.
     let slotOf: [Int]
     let units: [Int]
+    let planes: [Int]
     var buffer: BatchBuffer
 
-    init(observed: [Int], layerCount: Int, units: [Int], buffer: BatchBuffer) {
+    init(observed: [Int], layerCount: Int, units: [Int], planes: [Int], buffer: BatchBuffer) {
         observedLayers = Set(observed)
         var slots = [Int](repeating: -1, count: layerCount)
         for (k, l) in observed.enumerated() { slots[l] = k }
         slotOf = slots
         self.units = units
+        self.planes = planes
         self.buffer = buffer
     }
 
     func observe(_ s: GateStep) throws {
         let li = slotOf[s.layer]
         guard li >= 0 else { return }
-        let u = s.units
+        let u = s.units, width = planes[li]
+        precondition(s.planes.count == width, "layer \(s.layer) reported \(s.planes.count) planes, its cell has \(width)")
         let buf = buffer
         let stride = buf.seqStride, offset = buf.layerOffset[li]
         let activeBase = buf.activeOffset[li], activeStride = buf.activeStride
@@ -81,16 +85,12 @@ final class BatchCapture: GateObserver {
             buf.active.withUnsafeMutableBufferPointer { ap in
                 for b in 0..<s.batchSize where s.active[b] {
                     ap[b * activeStride + activeBase + s.step] = true
-                    let dst = gp.baseAddress! + b * stride + offset + s.step * u * 6
+                    let dst = gp.baseAddress! + b * stride + offset + s.step * u * width
                     let src = b * u
-                    for j in 0..<u {
-                        let d = dst + j * 6
-                        d[0] = s.i[src + j]
-                        d[1] = s.f[src + j]
-                        d[2] = s.g[src + j]
-                        d[3] = s.o[src + j]
-                        d[4] = s.c[src + j]
-                        d[5] = s.h[src + j]
+                    // Interleave the planes unit by unit: the INSERT loop reads a row at a time.
+                    for (p, plane) in s.planes.enumerated() {
+                        let from = plane.baseAddress! + src
+                        for j in 0..<u { dst[j * width + p] = from[j] }
                     }
                 }
             }
@@ -150,6 +150,9 @@ final class Session {
     let model: Model
     let observed: [Int]
     let units: [Int]
+    /// The cell of each recorded layer, and its number of planes (gate columns).
+    let cells: [CellKind]
+    let planes: [Int]
     let options: RecordOptions
     let vocab: Vocab?
     let total: Int
@@ -174,12 +177,14 @@ final class Session {
         self.model = model
         self.observed = observed
         self.units = observed.map { model.recurrentLayers[$0].units }
+        self.cells = observed.map { model.recurrentLayers[$0].cell }
+        self.planes = cells.map { $0.planes.count }
         self.options = options
         self.vocab = vocab
         self.total = total
         self.stop = stop
         self.progress = progress
-        self.summaries = SummaryAccumulator(layerIDs: observed, units: units)
+        self.summaries = SummaryAccumulator(layerIDs: observed, units: units, cells: cells)
     }
 
     /// Inserts the `runs` row (status running) and the recorded `layers`.
@@ -194,8 +199,8 @@ final class Session {
             runID = db.lastInsertRowID
             let insert = try db.prepare("""
                 INSERT INTO layers (run_id, layer_id, name, direction, units, input_dim, activation, recurrent_activation,
-                                    time_input, aligned)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                    time_input, aligned, cell)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             for index in observed {
                 let l = model.recurrentLayers[index]
@@ -203,7 +208,7 @@ final class Session {
                 let aligned = l.time?.aligned == true && l.time?.input == model.graph.inputs[0].name
                 try insert.bind([runID, l.index, l.name, l.direction.rawValue, l.units, l.inputDim,
                                  l.activation.kerasName, l.recurrentActivation.kerasName,
-                                 l.time?.input, aligned ? 1 : 0] as [SQLiteBindable?])
+                                 l.time?.input, aligned ? 1 : 0, l.cell.rawValue] as [SQLiteBindable?])
                 try insert.run()
             }
         }
@@ -215,9 +220,9 @@ final class Session {
     func prepareResume(runID: Int64) throws {
         self.runID = runID
         try db.transaction {
-            let stored = try db.query("SELECT layer_id FROM layers WHERE run_id = ? ORDER BY layer_id", [runID])
-                .allRows().compactMap { $0[0].int64Value.map(Int.init) }
-            guard stored == observed else {
+            let storedRows = try db.query("SELECT layer_id, cell FROM layers WHERE run_id = ? ORDER BY layer_id", [runID]).allRows()
+            let stored = storedRows.compactMap { $0[0].int64Value.map(Int.init) }
+            guard stored == observed, storedRows.map({ $0[1].stringValue ?? "" }) == cells.map(\.rawValue) else {
                 throw DatabaseError(code: SQLITE_MISMATCH, message: "run \(runID) recorded layers \(stored), the model gives \(observed); is it the same model?")
             }
             guard let row = try db.query("SELECT count(*), coalesce(max(seq_id), -1), coalesce(sum(length), 0) FROM sequences WHERE run_id = ?", [runID]).nextRow(),
@@ -228,7 +233,9 @@ final class Session {
                 throw DatabaseError(code: SQLITE_CORRUPT, message: "run \(runID) has \(count) sequences but ids up to \(maxID); cannot resume it")
             }
             // Whole-sequence commits leave no partial rows; this only removes rows a foreign writer left.
-            try db.run("DELETE FROM gates WHERE run_id = ? AND seq_id >= ?", runID, count)
+            for cell in Set(cells) {
+                try db.run("DELETE FROM \(cell.table) WHERE run_id = ? AND seq_id >= ?", runID, count)
+            }
             try db.run("DELETE FROM tokens WHERE run_id = ? AND seq_id >= ?", runID, count)
             try db.run("DELETE FROM unit_summaries WHERE run_id = ?", runID)
             committedSequences = Int(count)
@@ -243,23 +250,28 @@ final class Session {
         }
     }
 
-    /// Re-adds every committed row to the summaries, in primary-key order (the recorder's order).
+    /// Re-adds every committed row to the summaries, in primary-key order (the recorder's order
+    /// within each (layer, unit), which is all the summaries depend on).
     func rebuildSummaries() throws -> Int64 {
         var position = [Int](repeating: -1, count: model.recurrentLayers.count)
         for (k, l) in observed.enumerated() { position[l] = k }
-        let st = try db.prepare("SELECT layer_id, unit, i, f, g, o, c, h FROM gates WHERE run_id = ? ORDER BY seq_id, layer_id, step, unit")
-        try st.bind([runID])
         var rows: Int64 = 0
-        var values = [Float](repeating: 0, count: 6)
-        while try st.step() {
-            let layer = st.int(at: 0), unit = st.int(at: 1)
-            guard layer >= 0, layer < position.count, position[layer] >= 0, unit >= 0, unit < units[position[layer]] else {
-                throw DatabaseError(code: SQLITE_CORRUPT, message: "run \(runID) has a row for layer \(layer), unit \(unit) that the model does not record")
+        for cell in CellKind.allCases where cells.contains(cell) {
+            let width = cell.planes.count
+            let st = try db.prepare("SELECT layer_id, unit, \(cell.planes.joined(separator: ", ")) FROM \(cell.table) WHERE run_id = ? ORDER BY seq_id, layer_id, step, unit")
+            try st.bind([runID])
+            var values = [Float](repeating: 0, count: width)
+            while try st.step() {
+                let layer = st.int(at: 0), unit = st.int(at: 1)
+                guard layer >= 0, layer < position.count, position[layer] >= 0, cells[position[layer]] == cell,
+                      unit >= 0, unit < units[position[layer]] else {
+                    throw DatabaseError(code: SQLITE_CORRUPT, message: "run \(runID) has a \(cell.table) row for layer \(layer), unit \(unit) that the model does not record")
+                }
+                // Stored REALs are Double(Float32): converting back is exact.
+                for g in 0..<width { values[g] = Float(st.double(at: 2 + g)) }
+                values.withUnsafeBufferPointer { summaries.add(layer: position[layer], unit: unit, $0.baseAddress!) }
+                rows += 1
             }
-            // Stored REALs are Double(Float32): converting back is exact.
-            for g in 0..<6 { values[g] = Float(st.double(at: 2 + g)) }
-            values.withUnsafeBufferPointer { summaries.add(slot: summaries.slot(layerIndex: position[layer], unit: unit), $0.baseAddress!) }
-            rows += 1
         }
         return rows
     }
@@ -300,15 +312,20 @@ final class Session {
 
     /// The insert loop (this thread owns the database connection).
     func consume(ready: Handoff<Item>, pool: Handoff<BatchBuffer>) throws -> RecordResult {
-        let insertGate = try db.prepare("INSERT INTO gates (run_id, seq_id, layer_id, step, unit, i, f, g, o, c, h) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        // One INSERT per cell kind recorded; each layer writes through its cell's.
+        var insertByCell: [CellKind: Statement] = [:]
+        for cell in Set(cells) {
+            let st = try db.prepare(cell.insertSQL)
+            try st.bind(runID, at: 1)
+            insertByCell[cell] = st
+        }
+        let layerInserts = cells.map { insertByCell[$0]! }
         let insertSequence = try db.prepare("INSERT INTO sequences (run_id, seq_id, length, source_id) VALUES (?, ?, ?, ?)")
         let insertToken = try db.prepare("INSERT INTO tokens (run_id, seq_id, step, token_id, token) VALUES (?, ?, ?, ?, ?)")
         let updateRun = try db.prepare("UPDATE runs SET recorded_sequences = ?, recorded_steps = ?, row_count = ? WHERE run_id = ?")
-        try insertGate.bind(runID, at: 1)
         try insertSequence.bind(runID, at: 1)
         try insertToken.bind(runID, at: 1)
         try updateRun.bind(runID, at: 4)
-        let gh = insertGate.handle
 
         let started = Date()
         let startedNanos = DispatchTime.now().uptimeNanoseconds
@@ -385,36 +402,34 @@ final class Session {
                             try insertToken.run()
                         }
                     }
-                    try insertGate.bindInt64(Int64(seq), at: 2)
                     var rows = 0
                     try buf.gates.withUnsafeBufferPointer { gp in
                         try buf.active.withUnsafeBufferPointer { ap in
                             for li in 0..<layerCount {
-                                try insertGate.bindInt64(Int64(observed[li]), at: 3)
-                                let u = units[li]
+                                let insert = layerInserts[li]
+                                let gh = insert.handle
+                                try insert.bindInt64(Int64(seq), at: 2)
+                                try insert.bindInt64(Int64(observed[li]), at: 3)
+                                let u = units[li], width = planes[li]
                                 let activeBase = b * buf.activeStride + buf.activeOffset[li]
                                 let layerBase = gp.baseAddress! + b * buf.seqStride + buf.layerOffset[li]
                                 for t in 0..<buf.layerTime[li] where ap[activeBase + t] {
-                                    try insertGate.bindInt64(Int64(t), at: 4)
-                                    var p = layerBase + t * u * 6
+                                    try insert.bindInt64(Int64(t), at: 4)
+                                    var p = layerBase + t * u * width
                                     for unit in 0..<u {
-                                        let i = Double(p[0]), f = Double(p[1]), g = Double(p[2])
-                                        let o = Double(p[3]), c = Double(p[4]), h = Double(p[5])
-                                        if i.isNaN || f.isNaN || g.isNaN || o.isNaN || c.isNaN || h.isNaN {
-                                            throw DatabaseError(code: SQLITE_MISMATCH, message: "the engine produced NaN at sequence \(seq), layer \(model.recurrentLayers[observed[li]].name), step \(t), unit \(unit) (check the model weights); SQLite would store NULL", sql: insertGate.sql)
-                                        }
                                         var rc = sqlite3_bind_int64(gh, 5, Int64(unit))
-                                        rc |= sqlite3_bind_double(gh, 6, i)
-                                        rc |= sqlite3_bind_double(gh, 7, f)
-                                        rc |= sqlite3_bind_double(gh, 8, g)
-                                        rc |= sqlite3_bind_double(gh, 9, o)
-                                        rc |= sqlite3_bind_double(gh, 10, c)
-                                        rc |= sqlite3_bind_double(gh, 11, h)
-                                        if rc != SQLITE_OK {
-                                            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(db.handle)), sql: insertGate.sql)
+                                        for k in 0..<width {
+                                            let v = Double(p[k])
+                                            if v.isNaN {
+                                                throw DatabaseError(code: SQLITE_MISMATCH, message: "the engine produced NaN at sequence \(seq), layer \(model.recurrentLayers[observed[li]].name), step \(t), unit \(unit), gate \(cells[li].planes[k]) (check the model weights); SQLite would store NULL", sql: insert.sql)
+                                            }
+                                            rc |= sqlite3_bind_double(gh, Int32(6 + k), v)
                                         }
-                                        try insertGate.run()
-                                        p += 6
+                                        if rc != SQLITE_OK {
+                                            throw DatabaseError(code: rc, message: String(cString: sqlite3_errmsg(db.handle)), sql: insert.sql)
+                                        }
+                                        try insert.run()
+                                        p += width
                                     }
                                     rows += u
                                 }
@@ -508,7 +523,7 @@ final class Producer: @unchecked Sendable {
     /// `batchRampStart`) whose padded gate buffer fits the budget (always at least one).
     /// Depends only on the input, so a resumed run batches identically.
     func nextGroup() throws -> [InputSequence]? {
-        let rowBytes = session.units.reduce(0, +) * 6 * MemoryLayout<Float>.size
+        let rowBytes = zip(session.units, session.planes).reduce(0) { $0 + $1.0 * $1.1 } * MemoryLayout<Float>.size
         var group: [InputSequence] = []
         var longest = 0
         let options = session.options
@@ -523,7 +538,7 @@ final class Producer: @unchecked Sendable {
             let newLongest = Swift.max(longest, s.length)
             // A model that mixes steps across time (Conv1D, pooling, ...) sees padding, so only
             // sequences of one length share a batch.
-            let lengthBreak = !session.model.lengthSafe && !group.isEmpty && s.length != longest
+            let lengthBreak = !session.model.lengthSafe && !group.isEmpty && s.lengths != group[0].lengths
             if lengthBreak || (!group.isEmpty && (group.count + 1) * newLongest * rowBytes > session.options.bufferBudgetBytes) {
                 lookahead = s
                 break
@@ -536,26 +551,31 @@ final class Producer: @unchecked Sendable {
 
     func fill(_ buffer: BatchBuffer, group: [InputSequence]) throws {
         let padded = try PaddedBatch(padding: group)
-        let steps = try session.model.recurrentSteps(inputTimes: [padded.time])
-        buffer.reshape(count: padded.batchSize, time: padded.time, layerTime: session.observed.map { steps[$0] }, units: session.units)
+        let inputs = [padded] + padded.others
+        let steps = try session.model.recurrentSteps(inputTimes: inputs.map(\.time))
+        buffer.reshape(count: padded.batchSize, time: padded.time, layerTime: session.observed.map { steps[$0] },
+                       units: session.units, planes: session.planes)
         buffer.indices = padded.indices
         buffer.sourceIDs = padded.sourceIDs
         buffer.lengths = padded.lengths
-        let batch: SequenceBatch
-        switch padded.values {
-        case let .features(v, dim):
-            batch = SequenceBatch(features: v, batchSize: padded.batchSize, time: padded.time, featureDim: dim, lengths: padded.lengths)
-            buffer.tokens = nil
-        case let .tokens(ids):
-            batch = SequenceBatch(tokens: ids, batchSize: padded.batchSize, time: padded.time, lengths: padded.lengths)
-            buffer.tokens = ids
+        if case let .tokens(ids) = padded.values { buffer.tokens = ids } else { buffer.tokens = nil }
+        // One value per model input: `[batch, time, features]` floats or `[batch, time]` token ids.
+        // A step of several axes (e.g. frames of `(None, T, 6, 3)`) arrives flattened per step.
+        let model = session.model
+        let values = inputs.enumerated().map { k, input -> Tensor in
+            switch input.values {
+            case let .features(v, dim):
+                let step = model.inputStepShape(k)
+                return Tensor(shape: [input.batchSize, input.time] + (step.count > 1 && step.reduce(1, *) == dim ? step : [dim]), values: v)
+            case let .tokens(ids): return Tensor(shape: [input.batchSize, input.time], values: ids.map { Float($0) }, dtype: .int32)
+            }
         }
         let capture = BatchCapture(observed: session.observed, layerCount: session.model.recurrentLayers.count,
-                                   units: session.units, buffer: buffer)
+                                   units: session.units, planes: session.planes, buffer: buffer)
         let t0 = session.timings.enabled ? DispatchTime.now().uptimeNanoseconds : 0
         // The engine runs on its own worker beside the SQLite writer: one thread each, since
         // idle BLAS threads would spin on the core SQLite needs.
-        _ = try session.model.forward(batch, observer: capture, threads: 1)
+        _ = try session.model.run(values, lengths: inputs.map(\.lengths), observer: capture, threads: 1)
         let t1 = session.timings.enabled ? DispatchTime.now().uptimeNanoseconds : 0
         accumulate(buffer)
         if session.timings.enabled {
@@ -572,13 +592,12 @@ final class Producer: @unchecked Sendable {
             buf.active.withUnsafeBufferPointer { ap in
                 for b in 0..<buf.count where buf.indices[b] >= session.startSequence {
                     for li in 0..<layerCount {
-                        let u = session.units[li]
+                        let u = session.units[li], width = session.planes[li]
                         let activeBase = b * buf.activeStride + buf.activeOffset[li]
                         let layerBase = gp.baseAddress! + b * buf.seqStride + buf.layerOffset[li]
-                        let slotBase = acc.slot(layerIndex: li, unit: 0)
                         for t in 0..<buf.layerTime[li] where ap[activeBase + t] {
-                            let p = layerBase + t * u * 6
-                            for unit in 0..<u { acc.add(slot: slotBase + unit, p + unit * 6) }
+                            let p = layerBase + t * u * width
+                            for unit in 0..<u { acc.add(layer: li, unit: unit, p + unit * width) }
                         }
                     }
                 }

@@ -154,13 +154,8 @@ public enum Recorder {
     static func record(model: Model, modelPath: String, inputPath: String, databasePath: String,
                        options requested: RecordOptions, stop: StopFlag?, progress: ((RecordProgress) -> Void)?,
                        openInput: ((Vocab?, Int32?) throws -> any SequenceReader)?) throws -> RecordResult {
-        guard model.recurrentLayers.contains(where: { $0.cell == .lstm }) else {
-            let others = model.recurrentLayers.map { "\($0.name) (\($0.cell.className))" }
-            throw DatabaseError(code: SQLITE_MISUSE, message: "model '\(model.name)' has no LSTM layer to record" +
-                                (others.isEmpty ? "" : "; GRU and SimpleRNN gates are not recorded yet: \(others.joined(separator: ", "))"))
-        }
-        guard model.graph.inputs.count == 1 else {
-            throw DatabaseError(code: SQLITE_MISUSE, message: "model '\(model.name)' has \(model.graph.inputs.count) inputs (\(model.graph.inputs.map(\.name).joined(separator: ", "))); recording several inputs is not supported yet (predict takes an .npz with one array per input)")
+        guard !model.recurrentLayers.isEmpty else {
+            throw DatabaseError(code: SQLITE_MISUSE, message: "model '\(model.name)' has no recurrent layer (LSTM, GRU or SimpleRNN) to record")
         }
         let modelSHA = try SHA256.hex(fileAt: modelPath)
         let inputSHA = try SHA256.hex(fileAt: inputPath)
@@ -192,7 +187,7 @@ public enum Recorder {
         let vocab = try options.vocabPath.map { try Vocab(path: $0) }
         let open: () throws -> any SequenceReader = {
             if let openInput { return try openInput(vocab, options.unknownID) }
-            return try InputFormat.open(path: inputPath, vocab: vocab, unknownID: options.unknownID)
+            return try InputFormat.open(path: inputPath, inputNames: model.graph.inputs.map(\.name), vocab: vocab, unknownID: options.unknownID)
         }
 
         // Pass 1: validate everything before writing anything, and count.
@@ -220,10 +215,9 @@ public enum Recorder {
     }
 
     /// Indices into `model.recurrentLayers` selected by `names` (`name`, `name#2`, `name:fwd`, `name:bwd`);
-    /// every LSTM half for nil. GRU and SimpleRNN halves run but are not recorded yet.
+    /// every recurrent half (LSTM, GRU, SimpleRNN) for nil.
     public static func resolveLayers(model: Model, names: [String]?) throws -> [Int] {
-        let recordable = model.recurrentLayers.filter { $0.cell == .lstm }
-        guard let names else { return recordable.map(\.index) }
+        guard let names else { return model.recurrentLayers.map(\.index) }
         var chosen = Set<Int>()
         for raw in names {
             let text = raw.trimmingCharacters(in: .whitespaces)
@@ -233,11 +227,8 @@ public enum Recorder {
                 direction = d
             }
             let matches = model.recurrentLayers.filter { $0.name == name && (direction == nil || $0.direction == direction) }
-            if let other = matches.first(where: { $0.cell != .lstm }) {
-                throw DatabaseError(code: SQLITE_MISUSE, message: "layer '\(text)' is a \(other.cell.className); only LSTM gates are recorded so far")
-            }
             guard !matches.isEmpty else {
-                let known = recordable.map { "\($0.name):\($0.direction.rawValue)" }.joined(separator: ", ")
+                let known = model.recurrentLayers.map { "\($0.name):\($0.direction.rawValue)" }.joined(separator: ", ")
                 throw DatabaseError(code: SQLITE_MISUSE, message: "no recurrent layer '\(text)' in model '\(model.name)' (layers: \(known))")
             }
             for m in matches { chosen.insert(m.index) }
@@ -251,27 +242,34 @@ public enum Recorder {
     /// Reads the whole input once: every sequence must fit the model. Returns the sequence count.
     static func validate(model: Model, open: () throws -> any SequenceReader, stop: StopFlag? = nil) throws -> Int {
         let reader = try open()
-        let wantDim = model.inputFeatureDim
-        let vocabSize = model.tokenVocabularySize
+        let inputs = model.graph.inputs
+        let several = inputs.count > 1
         var count = 0
         while let s = try reader.next() {
             if stop?.isRequested == true {
                 throw DatabaseError(code: SQLITE_INTERRUPT, message: "interrupted while checking the input; nothing was written")
             }
-            switch s.values {
-            case let .features(_, dim):
-                guard let wantDim else {
-                    throw InputError(file: reader.path, sequence: s.index, "model '\(model.name)' takes token ids, the input has float features (\(dim) per step)")
-                }
-                guard dim == wantDim else {
-                    throw InputError(file: reader.path, sequence: s.index, "model '\(model.name)' expects \(wantDim) features per step, the input has \(dim)")
-                }
-            case let .tokens(ids):
-                guard let vocabSize else {
-                    throw InputError(file: reader.path, sequence: s.index, "model '\(model.name)' takes \(wantDim ?? 0) float features per step, the input has token ids")
-                }
-                for (step, id) in ids.enumerated() where id < 0 || Int(id) >= vocabSize {
-                    throw InputError(file: reader.path, sequence: s.index, step: step, "token id \(id) is outside the model's Embedding range 0..<\(vocabSize)")
+            guard s.others.count == inputs.count - 1 else {
+                throw InputError(file: reader.path, sequence: s.index, "model '\(model.name)' takes \(inputs.count) inputs, the input gives \(s.others.count + 1)")
+            }
+            for (k, values) in ([s.values] + s.others).enumerated() {
+                let which = several ? "input '\(inputs[k].name)' of model '\(model.name)'" : "model '\(model.name)'"
+                let wantDim = model.inputFeatureDim(k)
+                switch values {
+                case let .features(_, dim):
+                    guard let wantDim else {
+                        throw InputError(file: reader.path, sequence: s.index, "\(which) takes token ids, the input has float features (\(dim) per step)")
+                    }
+                    guard dim == wantDim else {
+                        throw InputError(file: reader.path, sequence: s.index, "\(which) expects \(wantDim) features per step, the input has \(dim)")
+                    }
+                case let .tokens(ids):
+                    guard let vocabSize = inputs[k].vocabularySize else {
+                        throw InputError(file: reader.path, sequence: s.index, "\(which) takes \(wantDim ?? 0) float features per step, the input has token ids")
+                    }
+                    for (step, id) in ids.enumerated() where id < 0 || Int(id) >= vocabSize {
+                        throw InputError(file: reader.path, sequence: s.index, step: step, "token id \(id) is outside the Embedding range 0..<\(vocabSize) of \(which)")
+                    }
                 }
             }
             count += 1

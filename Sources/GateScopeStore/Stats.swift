@@ -1,11 +1,14 @@
 import CSQLite
 import Foundation
+import GateScopeEngine
 
 /// Saturation statistics per (run, layer half, unit, gate): n, left, right, mean, std, min, max.
 ///
-/// Saturation (Karpathy, Johnson & Fei-Fei 2015): for i, f, o `left` is the fraction of recorded
-/// steps with value < low and `right` the fraction > high; for g and h (tanh range) left < -high and
-/// right > high; c has no saturation (NULL). `std` is the population standard deviation.
+/// Saturation (Karpathy, Johnson & Fei-Fei 2015), by each gate's range in the cell descriptor:
+/// for the unit-range gates (LSTM i, f, o; GRU z, r) `left` is the fraction of recorded steps
+/// with value < low and `right` the fraction > high; for the signed ones (LSTM g, h; GRU n, h;
+/// SimpleRNN h) left < -high and right > high; c has no saturation (NULL). `std` is the
+/// population standard deviation. Each layer gets rows for its own cell's gates.
 ///
 /// A complete run answers from `unit_summaries` (no scan) when every threshold lies on the 1/1000
 /// grid of the histograms; thresholds off the grid are counted by one scan of the run's `gates`
@@ -30,8 +33,8 @@ public enum Stats {
         public var run: Int64?
         /// Layer filters; empty = every recorded layer half.
         public var layers: [LayerFilter] = []
-        /// Gates to report, in storage order.
-        public var gates: [Gate] = Gate.allCases
+        /// Gates to report (each layer reports those its cell has); empty = every gate of each layer.
+        public var gates: [Gate] = []
         /// i, f, o: left = fraction < low.
         public var low: Double = 0.1
         /// i, f, o: right = fraction > high; g, h: left < -high, right > high.
@@ -102,10 +105,22 @@ public enum Stats {
 
     /// The (left, right) thresholds of `gate`, nil for c.
     public static func thresholds(for gate: Gate, low: Double, high: Double) -> (left: Double, right: Double)? {
-        switch gate {
-        case .i, .f, .o: return (low, high)
-        case .g, .h: return (-high, high)
-        case .c: return nil
+        gate.range.thresholds(low: low, high: high)
+    }
+
+    /// The gates of `layer` that `requested` selects (all of the layer's for an empty list), in plane order.
+    public static func gates(of layer: LayerInfo, requested: [Gate]) -> [Gate] {
+        requested.isEmpty ? layer.gates : layer.gates.filter(requested.contains)
+    }
+
+    /// Refuses a gate list that no selected layer has (`--gates z` on an LSTM-only run).
+    static func checkGates(_ requested: [Gate], layers: [LayerInfo]) throws {
+        guard !requested.isEmpty, !layers.isEmpty else { return }
+        let present = Set(layers.flatMap(\.gates))
+        if !requested.contains(where: present.contains) {
+            let cells = CellKind.allCases.filter { c in layers.contains { $0.cell == c } }
+            let have = cells.map { "\($0.className): \($0.planes.joined(separator: ", "))" }.joined(separator: "; ")
+            throw DatabaseError(code: SQLITE_MISUSE, message: "no selected layer has gate \(requested.map(\.rawValue).joined(separator: ", ")) (\(have))")
         }
     }
 
@@ -116,7 +131,8 @@ public enum Stats {
         }
         let run = try ReadAccess.run(db, id: options.run)
         let layers = try ReadAccess.layers(db, run: run.runID, matching: options.layers)
-        let gates = options.gates.isEmpty ? Gate.allCases : Gate.allCases.filter(options.gates.contains)
+        try checkGates(options.gates, layers: layers)
+        func gatesOf(_ layer: LayerInfo) -> [Gate] { gates(of: layer, requested: options.gates) }
 
         var summaries: [UnitKey: [Gate: GateSummary]] = [:]
         var useSummaries = false
@@ -125,7 +141,7 @@ public enum Stats {
             useSummaries = layers.allSatisfy { layer in
                 (0..<layer.units).allSatisfy { unit in
                     let perGate = summaries[UnitKey(layerID: Int(layer.layerID), unit: unit)]
-                    return gates.allSatisfy { perGate?[$0] != nil }
+                    return gatesOf(layer).allSatisfy { perGate?[$0] != nil }
                 }
             }
         }
@@ -138,7 +154,7 @@ public enum Stats {
             for layer in layers {
                 for unit in 0..<layer.units {
                     let perGate = summaries[UnitKey(layerID: Int(layer.layerID), unit: unit)]!
-                    for gate in gates {
+                    for gate in gatesOf(layer) {
                         let s = perGate[gate]!
                         var row = Row(runID: run.runID, layer: layer, unit: unit, gate: gate, n: s.n,
                                       leftCount: nil, rightCount: nil,
@@ -167,14 +183,14 @@ public enum Stats {
             }
         } else {
             source = .scan
-            let scanned = try scan(db, run: run.runID, layers: layers, gates: Set(gates),
+            let scanned = try scan(db, run: run.runID, layers: layers, gates: Set(layers.flatMap(gatesOf)),
                                    low: options.low, high: options.high, moments: true,
                                    partitions: options.scanPartitions)
             for layer in layers {
                 for unit in 0..<layer.units {
-                    for gate in gates {
+                    for gate in gatesOf(layer) {
                         let a = scanned[ScanKey(layerID: layer.layerID, unit: unit, gate: gate)] ?? Accumulator()
-                        let hasThresholds = gate != .c && a.n > 0
+                        let hasThresholds = gate.grid != nil && a.n > 0
                         rows.append(Row(runID: run.runID, layer: layer, unit: unit, gate: gate, n: a.n,
                                         leftCount: hasThresholds ? a.below : nil,
                                         rightCount: hasThresholds ? a.above : nil,
@@ -201,7 +217,7 @@ public enum Stats {
     static func sorted(_ rows: [Row], by sort: Sort?) -> [Row] {
         // Stable tie-break: layer, unit, gate.
         func natural(_ a: Row, _ b: Row) -> Bool {
-            (a.layer.layerID, a.unit, a.gate.column) < (b.layer.layerID, b.unit, b.gate.column)
+            (a.layer.layerID, a.unit, a.layer.cell.planeIndex(of: a.gate.rawValue) ?? 0) < (b.layer.layerID, b.unit, b.layer.cell.planeIndex(of: b.gate.rawValue) ?? 0)
         }
         func descending(_ key: @escaping (Row) -> Double?) -> (Row, Row) -> Bool {
             { a, b in
@@ -257,39 +273,42 @@ public enum Stats {
     /// (the scan is bound by SQLite decoding rows, so it scales with the cores).
     static func scan(_ db: Database, run: Int64, layers: [LayerInfo], gates: Set<Gate>,
                      low: Double, high: Double, moments: Bool, partitions count: Int? = nil) throws -> [ScanKey: Accumulator] {
-        let ordered = Gate.allCases.filter(gates.contains)
-        guard !ordered.isEmpty, !layers.isEmpty else { return [:] }
-        let plan = ScanPlan(layers: layers, gates: ordered, low: low, high: high, moments: moments)
-
+        guard !gates.isEmpty, !layers.isEmpty else { return [:] }
         let parts = try partitions(db, run: run, count: count)
-        var acc: [Accumulator]
-        if parts.count <= 1 {
-            acc = try plan.scan(db, run: run, seqs: parts.first)
-        } else {
-            var results = [Swift.Result<[Accumulator], Error>](repeating: .success([]), count: parts.count)
-            let path = db.path
-            results.withUnsafeMutableBufferPointer { slots in
-                let out = slots  // each iteration writes only its own slot
-                DispatchQueue.concurrentPerform(iterations: parts.count) { k in
-                    out[k] = Swift.Result {
-                        let connection = try ReadAccess.open(path)
-                        return try plan.scan(connection, run: run, seqs: parts[k])
+        var result: [ScanKey: Accumulator] = [:]
+        // One pass over each cell's table, for the layers of that cell.
+        for cell in CellKind.allCases {
+            let cellLayers = layers.filter { $0.cell == cell }
+            let ordered = Gate.of(cell).filter(gates.contains)
+            guard !cellLayers.isEmpty, !ordered.isEmpty else { continue }
+            let plan = ScanPlan(table: cell.table, layers: cellLayers, gates: ordered, low: low, high: high, moments: moments)
+            var acc: [Accumulator]
+            if parts.count <= 1 {
+                acc = try plan.scan(db, run: run, seqs: parts.first)
+            } else {
+                var results = [Swift.Result<[Accumulator], Error>](repeating: .success([]), count: parts.count)
+                let path = db.path
+                results.withUnsafeMutableBufferPointer { slots in
+                    let out = slots  // each iteration writes only its own slot
+                    DispatchQueue.concurrentPerform(iterations: parts.count) { k in
+                        out[k] = Swift.Result {
+                            let connection = try ReadAccess.open(path)
+                            return try plan.scan(connection, run: run, seqs: parts[k])
+                        }
                     }
                 }
+                acc = try results[0].get()
+                for part in results.dropFirst() {
+                    let other = try part.get()
+                    for k in acc.indices { acc[k].merge(other[k]) }
+                }
             }
-            acc = try results[0].get()
-            for part in results.dropFirst() {
-                let other = try part.get()
-                for k in acc.indices { acc[k].merge(other[k]) }
-            }
-        }
-
-        var result: [ScanKey: Accumulator] = [:]
-        for layer in layers {
-            for unit in 0..<layer.units {
-                for (k, gate) in ordered.enumerated() {
-                    let a = acc[(plan.base[Int(layer.layerID)] + unit) * plan.width + k]
-                    if a.n > 0 { result[ScanKey(layerID: layer.layerID, unit: unit, gate: gate)] = a }
+            for layer in cellLayers {
+                for unit in 0..<layer.units {
+                    for (k, gate) in ordered.enumerated() {
+                        let a = acc[(plan.base[Int(layer.layerID)] + unit) * plan.width + k]
+                        if a.n > 0 { result[ScanKey(layerID: layer.layerID, unit: unit, gate: gate)] = a }
+                    }
                 }
             }
         }
@@ -302,8 +321,8 @@ public enum Stats {
         if try (db.scalar("SELECT row_count FROM runs WHERE run_id = ?", run)?.int64Value ?? 0) < 1_000_000 { cores = 1 }
         if let requested { cores = requested }
         guard cores > 1, db.path != ":memory:", !db.path.isEmpty,
-              let lo = try db.scalar("SELECT min(seq_id) FROM gates WHERE run_id = ?", run)?.int64Value,
-              let hi = try db.scalar("SELECT max(seq_id) FROM gates WHERE run_id = ?", run)?.int64Value,
+              let lo = try db.scalar("SELECT min(seq_id) FROM sequences WHERE run_id = ?", run)?.int64Value,
+              let hi = try db.scalar("SELECT max(seq_id) FROM sequences WHERE run_id = ?", run)?.int64Value,
               hi > lo else { return [] }
         let count = Swift.min(Int64(cores), hi - lo + 1)
         let size = (hi - lo + 1 + count - 1) / count
@@ -312,6 +331,8 @@ public enum Stats {
 
     /// What one scan counts, in flat arrays: slot = (base of layer + unit) * width + gate.
     struct ScanPlan: Sendable {
+        /// The cell table scanned (from `CellKind.table`, never user text).
+        let table: String
         let gates: [Gate]
         let width: Int
         let base: [Int]
@@ -321,7 +342,8 @@ public enum Stats {
         let rightT: [Double]
         let moments: Bool
 
-        init(layers: [LayerInfo], gates: [Gate], low: Double, high: Double, moments: Bool) {
+        init(table: String, layers: [LayerInfo], gates: [Gate], low: Double, high: Double, moments: Bool) {
+            self.table = table
             let maxLayerID = Int(layers.map(\.layerID).max()!)
             var base = [Int](repeating: -1, count: maxLayerID + 1)
             var unitsOf = [Int](repeating: 0, count: maxLayerID + 1)
@@ -344,9 +366,9 @@ public enum Stats {
 
         /// Counts the rows of `run` (only sequences `seqs` when given) on `db`.
         func scan(_ db: Database, run: Int64, seqs: ClosedRange<Int64>?) throws -> [Accumulator] {
-            // Column names come from the fixed Gate enum, never from user text.
+            // Table and column names come from the cell descriptor, never from user text.
             let sql = "SELECT layer_id, unit, " + gates.map(\.rawValue).joined(separator: ", ")
-                + " FROM gates WHERE run_id = ? AND seq_id BETWEEN ? AND ?"
+                + " FROM \(table) WHERE run_id = ? AND seq_id BETWEEN ? AND ?"
             let statement = try db.prepare(sql)
             try statement.bind([run, seqs?.lowerBound ?? Int64.min, seqs?.upperBound ?? Int64.max])
             var acc = [Accumulator](repeating: Accumulator(), count: total * width)

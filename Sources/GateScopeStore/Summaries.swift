@@ -1,30 +1,62 @@
 import CSQLite
 import Foundation
+import GateScopeEngine
 
-/// One of the six recorded values of an LSTM step, in `gates` column order.
-public enum Gate: String, CaseIterable, Sendable, Codable {
-    case i, f, g, o, c, h
+/// A recorded value by name: a gate (or state) of one of the cells in `CellKind`, with the range
+/// the cell descriptor gives it. The same name means the same range in every cell that has it
+/// (h is signed in all of them).
+public struct Gate: RawRepresentable, Hashable, Sendable, Codable, CaseIterable, CustomStringConvertible {
+    public let rawValue: String
+    /// How the value saturates (and its histogram grid).
+    public let range: GateRange
 
-    /// Position in the `gates` value columns (i = 0 ... h = 5).
-    public var column: Int {
-        switch self {
-        case .i: return 0
-        case .f: return 1
-        case .g: return 2
-        case .o: return 3
-        case .c: return 4
-        case .h: return 5
-        }
+    /// The gate of that name in any cell, or nil.
+    public init?(rawValue: String) {
+        guard let g = Gate.allCases.first(where: { $0.rawValue == rawValue }) else { return nil }
+        self = g
     }
 
-    /// The histogram grid in thousandths, `lo*1000 ... hi*1000`: 0...1000 for i, f, o (sigmoid range),
-    /// -1000...1000 for g, h (tanh range), nil for c (unbounded: moments only).
-    public var grid: ClosedRange<Int>? {
-        switch self {
-        case .i, .f, .o: return 0...1000
-        case .g, .h: return -1000...1000
-        case .c: return nil
+    private init(_ d: GateDescriptor) {
+        rawValue = d.name
+        range = d.range
+    }
+
+    /// Every gate name of every cell, in cell order and then plane order, each once: i f g o c h z r n.
+    public static let allCases: [Gate] = {
+        var out: [Gate] = []
+        for cell in CellKind.allCases {
+            for d in cell.gates where !out.contains(where: { $0.rawValue == d.name }) { out.append(Gate(d)) }
         }
+        return out
+    }()
+
+    /// The gates of one cell in plane order.
+    public static func of(_ cell: CellKind) -> [Gate] { cell.planes.map { Gate(rawValue: $0)! } }
+
+    public static let i = Gate(rawValue: "i")!, f = Gate(rawValue: "f")!, g = Gate(rawValue: "g")!
+    public static let o = Gate(rawValue: "o")!, c = Gate(rawValue: "c")!, h = Gate(rawValue: "h")!
+    public static let z = Gate(rawValue: "z")!, r = Gate(rawValue: "r")!, n = Gate(rawValue: "n")!
+
+    /// Position among all gate names (a stable order for sorting across cells).
+    public var order: Int { Gate.allCases.firstIndex(of: self)! }
+
+    /// The histogram grid in thousandths, `lo*1000 ... hi*1000`: 0...1000 for the unit-range gates
+    /// (i, f, o, z, r), -1000...1000 for the signed ones (g, h, n), nil for c (moments only).
+    public var grid: ClosedRange<Int>? { range.grid }
+
+    public var description: String { rawValue }
+
+    public init(from decoder: Decoder) throws {
+        let name = try decoder.singleValueContainer().decode(String.self)
+        guard let g = Gate(rawValue: name) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown gate '\(name)'"))
+        }
+        self = g
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
     }
 }
 
@@ -240,56 +272,87 @@ enum HistogramGrid {
 
 /// Accumulates `GateSummary` values for many (layer, unit) pairs with flat buffers (the recorder's hot path).
 /// Gives the same results as `GateSummary.add` value by value in the same order.
+///
+/// Each recorded layer has the gates of its cell (`Gate.of(cell)`, in plane order). Layout:
+/// value slot `v = valueBase[layer] + unit * width[layer] + gate` for the moments; histogram
+/// counts at `histBase[layer] + unit * histStride[layer] + histOffset[layer][gate] + bin`.
 final class SummaryAccumulator {
-    /// Recorded layers: layer_id -> slot base and units.
+    /// Recorded layers: layer_id, units and the gates of each.
     let layerIDs: [Int]
     let units: [Int]
-    let base: [Int]          // first unit slot of each recorded layer
-    let slotCount: Int
+    let gates: [[Gate]]
+    /// Largest gate count of any cell (the stride of the per-gate tables).
+    static let maxWidth = CellKind.allCases.map { $0.gates.count }.max()!
     // Raw buffers: this loop runs for every stored value, and Swift arrays held by a class would
     // pay an exclusivity check per access.
-    let n: UnsafeMutablePointer<Int64>        // [slot]
-    let mean: UnsafeMutablePointer<Double>    // [slot * 6 + gate]
+    let width: UnsafeMutablePointer<Int>        // [layer]
+    let valueBase: UnsafeMutablePointer<Int>    // [layer]
+    let histBase: UnsafeMutablePointer<Int>     // [layer]
+    let histStride: UnsafeMutablePointer<Int>   // [layer]
+    let histOffset: UnsafeMutablePointer<Int>   // [layer * maxWidth + gate], -1 without a grid
+    let gridLow: UnsafeMutablePointer<Int>      // [layer * maxWidth + gate]: 0 or -1000
+    let n: UnsafeMutablePointer<Int64>          // [layer unit slot]
+    let slotBase: [Int]                         // first unit slot of each layer
+    let mean: UnsafeMutablePointer<Double>      // [value slot]
     let m2: UnsafeMutablePointer<Double>
     let minV: UnsafeMutablePointer<Double>
     let maxV: UnsafeMutablePointer<Double>
-    let histI: UnsafeMutablePointer<Int64>    // [(slot * 3 + {i,f,o}) * 1002 + index]
-    let histT: UnsafeMutablePointer<Int64>    // [(slot * 2 + {g,h}) * 2002 + index]
-    let edges01: UnsafeMutablePointer<Double>  // the 1001 edges of [0, 1]
-    let edges11: UnsafeMutablePointer<Double>  // the 2001 edges of [-1, 1]
-    var edges: [Int: Int64] = [:]  // key: (slot * 6 + gate) << 12 | k
+    let hist: UnsafeMutablePointer<Int64>
+    let edges01: UnsafeMutablePointer<Double>   // the 1001 edges of [0, 1]
+    let edges11: UnsafeMutablePointer<Double>   // the 2001 edges of [-1, 1]
+    var edges: [Int: Int64] = [:]               // key: value slot << 12 | k
+    let allocations: [UnsafeMutableRawPointer]
 
-    static let sigmoidWidth = 1002, tanhWidth = 2002
-
-    init(layerIDs: [Int], units: [Int]) {
+    init(layerIDs: [Int], units: [Int], cells: [CellKind]) {
         self.layerIDs = layerIDs
         self.units = units
-        var b: [Int] = []
-        var total = 0
-        for u in units { b.append(total); total += u }
-        base = b
-        slotCount = total
+        gates = cells.map { Gate.of($0) }
+        var raw: [UnsafeMutableRawPointer] = []
         func buffer<T>(_ count: Int, _ value: T) -> UnsafeMutablePointer<T> {
             let p = UnsafeMutablePointer<T>.allocate(capacity: Swift.max(count, 1))
             p.initialize(repeating: value, count: Swift.max(count, 1))
+            raw.append(UnsafeMutableRawPointer(p))
             return p
         }
-        n = buffer(total, 0)
-        mean = buffer(total * 6, 0)
-        m2 = buffer(total * 6, 0)
-        minV = buffer(total * 6, .infinity)
-        maxV = buffer(total * 6, -.infinity)
-        histI = buffer(total * 3 * Self.sigmoidWidth, 0)
-        histT = buffer(total * 2 * Self.tanhWidth, 0)
+        let layers = units.count, mw = Self.maxWidth
+        width = buffer(layers, 0); valueBase = buffer(layers, 0)
+        histBase = buffer(layers, 0); histStride = buffer(layers, 0)
+        histOffset = buffer(layers * mw, -1); gridLow = buffer(layers * mw, 0)
+        var values = 0, histTotal = 0, slots = 0
+        var bases: [Int] = []
+        for li in 0..<layers {
+            width[li] = gates[li].count
+            valueBase[li] = values
+            values += units[li] * gates[li].count
+            histBase[li] = histTotal
+            var stride = 0
+            for (g, gate) in gates[li].enumerated() {
+                guard let grid = gate.grid else { continue }
+                histOffset[li * mw + g] = stride
+                gridLow[li * mw + g] = grid.lowerBound
+                stride += grid.count - 1 + 2
+            }
+            histStride[li] = stride
+            histTotal += stride * units[li]
+            bases.append(slots)
+            slots += units[li]
+        }
+        slotBase = bases
+        n = buffer(slots, 0)
+        mean = buffer(values, 0)
+        m2 = buffer(values, 0)
+        minV = buffer(values, .infinity)
+        maxV = buffer(values, -.infinity)
+        hist = buffer(histTotal, 0)
         edges01 = buffer(1001, 0)
         edges11 = buffer(2001, 0)
         for k in 0...1000 { edges01[k] = Double(k) / 1000.0 }
         for k in 0...2000 { edges11[k] = Double(-1000 + k) / 1000.0 }
+        allocations = raw
     }
 
     deinit {
-        for p in [n, histI, histT] as [UnsafeMutablePointer<Int64>] { p.deallocate() }
-        for p in [mean, m2, minV, maxV, edges01, edges11] as [UnsafeMutablePointer<Double>] { p.deallocate() }
+        for p in allocations { p.deallocate() }
     }
 
     /// Blob slot of `v` on a grid with `bins` bins starting at thousandth `lo`, and the edge it equals.
@@ -304,69 +367,50 @@ final class SummaryAccumulator {
         return (1 + k, v == edges[k] ? k : -1)
     }
 
-    /// Adds one row: `values` holds i, f, g, o, c, h.
+    /// Adds one row of recorded layer `layer` (position in `layerIDs`): `values` holds its
+    /// cell's gates in plane order.
     @inline(__always)
-    func add(slot: Int, _ values: UnsafePointer<Float>) {
+    func add(layer li: Int, unit: Int, _ values: UnsafePointer<Float>) {
+        let slot = slotBase[li] + unit
         n[slot] += 1
         let count = Double(n[slot])
-        let b6 = slot * 6
-        for gate in 0..<6 {
+        let w = width[li]
+        let vBase = valueBase[li] + unit * w
+        let hBase = histBase[li] + unit * histStride[li]
+        let tables = li * Self.maxWidth
+        for gate in 0..<w {
             let v = Double(values[gate])
-            let at = b6 + gate
+            let at = vBase + gate
             let delta = v - mean[at]
             mean[at] += delta / count
             m2[at] += delta * (v - mean[at])
             if v < minV[at] { minV[at] = v }
             if v > maxV[at] { maxV[at] = v }
+            let offset = histOffset[tables + gate]
+            guard offset >= 0 else { continue }
+            let (s, e) = gridLow[tables + gate] == 0
+                ? Self.locate(v, lo: 0, bins: 1000, edges: edges01)
+                : Self.locate(v, lo: -1000, bins: 2000, edges: edges11)
+            hist[hBase + offset + s] += 1
+            if e >= 0 { edges[at << 12 | e, default: 0] += 1 }
         }
-        // i, f, o on [0, 1]; g, h on [-1, 1]
-        sigmoidBin(slot: slot, gate: 0, hist: 0, Double(values[0]))
-        sigmoidBin(slot: slot, gate: 1, hist: 1, Double(values[1]))
-        sigmoidBin(slot: slot, gate: 3, hist: 2, Double(values[3]))
-        tanhBin(slot: slot, gate: 2, hist: 0, Double(values[2]))
-        tanhBin(slot: slot, gate: 5, hist: 1, Double(values[5]))
     }
 
-    @inline(__always)
-    private func sigmoidBin(slot: Int, gate: Int, hist: Int, _ v: Double) {
-        let (s, e) = Self.locate(v, lo: 0, bins: 1000, edges: edges01)
-        histI[(slot * 3 + hist) * Self.sigmoidWidth + s] += 1
-        if e >= 0 { edges[(slot * 6 + gate) << 12 | e, default: 0] += 1 }
-    }
-
-    @inline(__always)
-    private func tanhBin(slot: Int, gate: Int, hist: Int, _ v: Double) {
-        let (s, e) = Self.locate(v, lo: -1000, bins: 2000, edges: edges11)
-        histT[(slot * 2 + hist) * Self.tanhWidth + s] += 1
-        if e >= 0 { edges[(slot * 6 + gate) << 12 | e, default: 0] += 1 }
-    }
-
-    /// The slot of unit `unit` of the recorded layer at position `layerIndex` in `layerIDs`.
-    @inline(__always)
-    func slot(layerIndex: Int, unit: Int) -> Int { base[layerIndex] + unit }
-
-    /// The summary of one slot and gate.
-    func summary(slot: Int, gate: Gate) -> GateSummary {
+    /// The summary of one unit and gate (index into the layer's `gates`).
+    func summary(layer li: Int, unit: Int, gate g: Int) -> GateSummary {
+        let gate = gates[li][g]
         var s = GateSummary(gate: gate)
-        let g = gate.column
-        s.n = n[slot]
-        s.mean = mean[slot * 6 + g]
-        s.m2 = m2[slot * 6 + g]
-        s.min = minV[slot * 6 + g]
-        s.max = maxV[slot * 6 + g]
-        switch gate {
-        case .i, .f, .o:
-            let start = (slot * 3 + (gate == .o ? 2 : g)) * Self.sigmoidWidth
-            s.histogram = Array(UnsafeBufferPointer(start: histI + start, count: Self.sigmoidWidth))
-        case .g, .h:
-            let start = (slot * 2 + (gate == .g ? 0 : 1)) * Self.tanhWidth
-            s.histogram = Array(UnsafeBufferPointer(start: histT + start, count: Self.tanhWidth))
-        case .c:
-            break
-        }
-        if gate.grid != nil {
-            let key = (slot * 6 + g) << 12
-            for k in 0...s.binCount { if let c = edges[key | k] { s.edgeEqual[k] = c } }
+        let at = valueBase[li] + unit * width[li] + g
+        s.n = n[slotBase[li] + unit]
+        s.mean = mean[at]
+        s.m2 = m2[at]
+        s.min = minV[at]
+        s.max = maxV[at]
+        let offset = histOffset[li * Self.maxWidth + g]
+        if offset >= 0, let grid = gate.grid {
+            let start = histBase[li] + unit * histStride[li] + offset
+            s.histogram = Array(UnsafeBufferPointer(start: hist + start, count: grid.count - 1 + 2))
+            for k in 0...s.binCount { if let c = edges[at << 12 | k] { s.edgeEqual[k] = c } }
         }
         return s
     }
@@ -379,9 +423,8 @@ final class SummaryAccumulator {
             """)
         for (li, layerID) in layerIDs.enumerated() {
             for unit in 0..<units[li] {
-                let sl = base[li] + unit
-                for gate in Gate.allCases {
-                    let s = summary(slot: sl, gate: gate)
+                for (g, gate) in gates[li].enumerated() {
+                    let s = summary(layer: li, unit: unit, gate: g)
                     let empty = s.n == 0
                     try insert.bind([runID, layerID, unit, gate.rawValue, s.n,
                                      empty ? nil : s.mean, empty ? nil : s.m2,

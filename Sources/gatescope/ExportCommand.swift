@@ -8,8 +8,10 @@ struct ExportCommand: ParsableCommand {
         abstract: "Export recorded gate values, one row per step and unit (or per value with --long).",
         discussion: """
         Columns: run_id, seq_id, source_id, layer, direction, step, token, unit, then one column per \
-        gate (i, f, g, o, c, h); --long gives ..., unit, gate, value instead (tidy data for plotting \
-        tools). Rows are ordered by seq, layer, step, unit and streamed in constant memory. Values \
+        gate of the layers' cell (LSTM i, f, g, o, c, h; GRU z, r, n, h; SimpleRNN h); layers of \
+        several cells together give the union (i, f, g, o, c, h, z, r, n), empty where a row's cell \
+        lacks the gate. --long gives ..., unit, gate, value instead, each row with its own cell's \
+        gates (tidy data for plotting tools). Rows are ordered by seq, layer, step, unit and streamed in constant memory. Values \
         print as the shortest decimal that reads back as the exact Float32 that was recorded. \
         CSV quotes fields with commas, quotes or line breaks (RFC 4180), so any token survives.
 
@@ -39,7 +41,7 @@ struct ExportCommand: ParsableCommand {
             transform: ReadArguments.ranges("unit"))
     var units: IndexRanges?
 
-    @Option(help: ArgumentHelp("Gates, comma-separated, from i,f,g,o,c,h (default: all).", valueName: "gates"),
+    @Option(help: ArgumentHelp("Gates, comma-separated: LSTM i,f,g,o,c,h; GRU z,r,n,h; SimpleRNN h (default: every gate of each layer).", valueName: "gates"),
             transform: { try ReadArguments.gates($0) })
     var gates: [Gate]?
 
@@ -60,7 +62,7 @@ struct ExportCommand: ParsableCommand {
             options.sequences = seq
             options.layers = layer
             options.units = units
-            options.gates = gates ?? Gate.allCases
+            options.gates = gates ?? []
             options.steps = steps
             options.long = long
             try Export.write(database, options: options, to: try output.makeWriter(database: db))

@@ -66,6 +66,19 @@ func runPlot(_ name: String, _ body: () throws -> Void) throws {
 
 /// Helpers shared by the plot subcommands.
 enum PlotSupport {
+    /// The heatmap colour scale of a gate, from its range in the cell descriptor.
+    static func scale(_ gate: Gate, values: [[Double?]]) -> DivergingScale {
+        switch gate.range {
+        case .unit:
+            return DivergingScale(lower: 0, center: 0.5, upper: 1, label: "\(gate) (sigmoid range 0…1), white at 0.5")
+        case .signed:
+            return DivergingScale(lower: -1, center: 0, upper: 1, label: "\(gate) (tanh range −1…1), white at 0")
+        case .unbounded:
+            let maxAbs = values.lazy.flatMap { $0 }.compactMap { $0 }.map(abs).max() ?? 1
+            return DivergingScale.forGate(gate.rawValue, maxAbs: maxAbs)
+        }
+    }
+
     /// Writes `svg` to `path` (atomically) or to standard output.
     static func write(_ svg: String, to path: String?, note: String) throws {
         if let path, path != "-" {
@@ -151,7 +164,9 @@ struct SaturationPlotCommand: ParsableCommand {
         abstract: "Scatter of gate saturation per unit (Karpathy et al. 2015): one panel per gate, one dot per unit.",
         discussion: """
         x = fraction of a unit's recorded steps right-saturated (value > --high), y = fraction
-        left-saturated (value < --low); for g and h (tanh range) the thresholds are -high and high.
+        left-saturated (value < --low); for the signed values (LSTM g, h; GRU n, h) the thresholds
+        are -high and high. By default one panel per gate on 0..1 of the recorded cells: i, f, o
+        for LSTM layers, z, r for GRU layers; a unit has dots only in its own cell's panels.
         Dots are coloured by layer half; units near the x + y = 1 diagonal are almost always saturated.
 
         Example:
@@ -164,10 +179,10 @@ struct SaturationPlotCommand: ParsableCommand {
     @Option(help: "Layer NAME or NAME:fwd / NAME:bwd (repeatable; default: every recorded layer).")
     var layer: [String] = []
 
-    @Option(help: "Gates to draw, one panel each (any of i, f, o, g, h).")
-    var gates: String = "i,f,o"
+    @Option(help: "Gates to draw, one panel each (any of i, f, o, g, h, z, r, n; default: i, f, o and z, r of the layers recorded).")
+    var gates: String?
 
-    @Option(help: "Left-saturation threshold for i, f, o.")
+    @Option(help: "Left-saturation threshold for the gates on 0..1 (i, f, o, z, r).")
     var low: Double = 0.1
 
     @Option(help: "Right-saturation threshold (and -high / high for g, h).")
@@ -175,25 +190,27 @@ struct SaturationPlotCommand: ParsableCommand {
 
     func run() throws {
         try runPlot("saturation") {
-            let gateList = try Gate.parseList(gates)
+            let requested = try gates.map(Gate.parseList) ?? []
             let db = try ReadAccess.open(common.db)
-            let (run, layers, units) = try PlotData.saturation(db, run: common.run, layers: layer.map(LayerFilter.parse),
-                                                                low: low, high: high, gates: gateList)
+            let (run, layers, units, gateList) = try PlotData.saturation(db, run: common.run, layers: layer.map(LayerFilter.parse),
+                                                                          low: low, high: high, gates: requested)
             guard !units.isEmpty else {
                 throw PlotCLIError("\(PlotSupport.runLabel(run)) has no recorded steps for \(layers.map(\.label).joined(separator: ", "))")
             }
             let labels = Dictionary(uniqueKeysWithValues: layers.map { ($0.layerID, $0.label) })
+            // A unit has values only for its own cell's gates.
             let points = units.flatMap { u in
-                gateList.map { g in
-                    SaturationPoint(layer: labels[u.layerID]!, unit: u.unit, gate: g.rawValue,
-                                    left: u.left[g] ?? 0, right: u.right[g] ?? 0)
+                gateList.compactMap { g -> SaturationPoint? in
+                    guard let left = u.left[g], let right = u.right[g] else { return nil }
+                    return SaturationPoint(layer: labels[u.layerID]!, unit: u.unit, gate: g.rawValue, left: left, right: right)
                 }
             }
             let steps = units.map(\.n).max() ?? 0
             let plot = SaturationPlot(
                 title: "Gate saturation — \(PlotSupport.runLabel(run))",
                 subtitle: "\(run.modelPath.map { ($0 as NSString).lastPathComponent + " · " } ?? "")\(PlotSupport.count(Int(steps), "step")) per unit · "
-                    + "left < \(low), right > \(high)" + (gateList.contains { !$0.isSigmoid } ? " (g, h: < −\(high), > \(high))" : ""),
+                    + "left < \(low), right > \(high)"
+                    + (gateList.contains { !$0.isSigmoid } ? " (\(gateList.filter { !$0.isSigmoid }.map(\.rawValue).joined(separator: ", ")): < −\(high), > \(high))" : ""),
                 low: low, high: high, gates: gateList.map(\.rawValue),
                 layers: layers.filter { l in units.contains { $0.layerID == l.layerID } }.map(\.label),
                 points: points)
@@ -209,8 +226,9 @@ struct HeatmapPlotCommand: ParsableCommand {
         commandName: "heatmap",
         abstract: "Units × steps heatmap of one gate over one sequence, with the tokens under the steps.",
         discussion: """
-        Colours are blue-white-red: white at 0.5 for the sigmoid gates i, f, o (range 0..1), at 0 for
-        g and h (range -1..1) and for c (range ± its largest |c|). Grey cells have no value (masked).
+        Colours are blue-white-red: white at 0.5 for the gates on 0..1 (i, f, o, z, r), at 0 for
+        the signed values g, h, n (range -1..1) and for c (range ± its largest |c|). Grey cells have
+        no value (masked). Tokens are shown only for layers whose steps line up with the input's.
         Long sequences wrap into rows of --steps-per-row steps, each with its own token axis.
 
         Example:
@@ -221,7 +239,7 @@ struct HeatmapPlotCommand: ParsableCommand {
     @OptionGroup var common: PlotCommonOptions
     @OptionGroup var sequence: PlotSequenceOptions
 
-    @Option(help: "Gate to draw: i, f, g, o, c or h.")
+    @Option(help: "Gate to draw: one of the layer's gates (LSTM i, f, g, o, c, h; GRU z, r, n, h; SimpleRNN h).")
     var gate: String = "h"
 
     @Option(help: "Units to draw, e.g. 0-31 or 0-7,12 (default: all units of the layer).")
@@ -230,7 +248,7 @@ struct HeatmapPlotCommand: ParsableCommand {
     func run() throws {
         try runPlot("heatmap") {
             guard let g = Gate(rawValue: gate.lowercased()) else {
-                throw PlotCLIError("unknown gate '\(gate)': use one of i, f, g, o, c, h")
+                throw PlotCLIError("unknown gate '\(gate)': use one of \(Gate.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             let db = try ReadAccess.open(common.db)
             let run = try ReadAccess.run(db, id: common.run)
@@ -249,7 +267,8 @@ struct HeatmapPlotCommand: ParsableCommand {
             let map = Heatmap(title: "\(g.rawValue) of \(layer.label)",
                               subtitle: "\(PlotSupport.runLabel(run)) · \(seq.label) · \(PlotSupport.stepsLabel(steps)) of \(seq.length) · \(PlotSupport.count(window.units.count, "unit"))",
                               gate: g.rawValue, units: window.units, steps: window.steps, values: window.values[g]!,
-                              tokens: window.tokens, stepsPerRow: sequence.stepsPerRow)
+                              tokens: window.tokens, scale: PlotSupport.scale(g, values: window.values[g]!),
+                              stepsPerRow: sequence.stepsPerRow)
             try PlotSupport.write(try map.render(), to: common.output,
                                   note: "\(g.rawValue) of \(layer.label), \(PlotSupport.count(window.units.count, "unit")) × \(PlotSupport.count(window.steps.count, "step"))")
         }
@@ -260,7 +279,7 @@ struct HeatmapPlotCommand: ParsableCommand {
 struct UnitPlotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unit",
-        abstract: "Line plot of one unit's gates i, f, g, o, c, h over the steps of one sequence.",
+        abstract: "Line plot of one unit's gates over the steps of one sequence (LSTM i, f, g, o, c, h; GRU z, r, n, h).",
         discussion: """
         The y axis spans at least -1..1 and grows when the cell state c leaves that range; lines break
         over masked steps (shaded). Tokens are written under the steps.
@@ -276,15 +295,16 @@ struct UnitPlotCommand: ParsableCommand {
     @Option(help: "The unit (0-based).")
     var unit: Int
 
-    @Option(help: "Gates to draw (any of i, f, g, o, c, h).")
-    var gates: String = "i,f,g,o,c,h"
+    @Option(help: "Gates to draw (default: every gate of the layer's cell).")
+    var gates: String?
 
     func run() throws {
         try runPlot("unit") {
-            let gateList = try Gate.parseList(gates)
+            let requested = try gates.map(Gate.parseList)
             let db = try ReadAccess.open(common.db)
             let run = try ReadAccess.run(db, id: common.run)
             let layer = try PlotSupport.oneLayer(db, run: run.runID, sequence.layer)
+            let gateList = requested ?? layer.gates
             guard (0..<layer.units).contains(unit) else {
                 throw PlotCLIError("layer '\(layer.label)' has no unit \(unit) (units 0-\(layer.units - 1))")
             }

@@ -9,10 +9,12 @@ struct StatsCommand: ParsableCommand {
         commandName: "stats",
         abstract: "Saturation and moments per layer, unit and gate: n, left, right, mean, std, min, max.",
         discussion: """
-        For the sigmoid gates i, f, o, left is the fraction of recorded steps with value < --low and \
-        right the fraction > --high (Karpathy, Johnson & Fei-Fei 2015: < 0.1 left-, > 0.9 \
-        right-saturated). For g and h (tanh range) left is the fraction < -high and right > high. \
-        c has no left/right (empty), only the moments. std is the population standard deviation.
+        Each layer has rows for its own cell's gates: LSTM i, f, g, o, c, h; GRU z, r, n, h; \
+        SimpleRNN h. For the gates on 0..1 (i, f, o, z, r), left is the fraction of recorded steps \
+        with value < --low and right the fraction > --high (Karpathy, Johnson & Fei-Fei 2015: < 0.1 \
+        left-, > 0.9 right-saturated). For the signed values (g, h, n) left is the fraction < -high \
+        and right > high. c has no left/right (empty), only the moments. std is the population \
+        standard deviation.
 
         A complete run answers from the per-unit summaries written at record time, in milliseconds, \
         for thresholds on the 0.001 grid (0.1, 0.25, 0.999, ...). Other thresholds (e.g. 0.1234), runs \
@@ -37,7 +39,7 @@ struct StatsCommand: ParsableCommand {
             transform: { try ReadArguments.layer($0) })
     var layer: [LayerFilter] = []
 
-    @Option(help: ArgumentHelp("Gates to report, comma-separated, from i,f,g,o,c,h (default: all).", valueName: "gates"),
+    @Option(help: ArgumentHelp("Gates to report, comma-separated: LSTM i,f,g,o,c,h; GRU z,r,n,h; SimpleRNN h (default: every gate of each layer).", valueName: "gates"),
             transform: { try ReadArguments.gates($0) })
     var gates: [Gate]?
 
@@ -74,7 +76,7 @@ struct StatsCommand: ParsableCommand {
             var options = Stats.Options()
             options.run = runID
             options.layers = layer
-            options.gates = gates ?? Gate.allCases
+            options.gates = gates ?? []
             options.low = low
             options.high = high
             options.sort = sort

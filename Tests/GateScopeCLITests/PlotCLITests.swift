@@ -328,7 +328,7 @@ private func expectSame(_ got: [String: (Double, Double)], _ want: [String: (Dou
     @Test(arguments: [
         (["saturation", "DB", "--run", "9"], "no run 9"),
         (["saturation", "DB", "--layer", "nope"], "no layer 'nope'"),
-        (["saturation", "DB", "--gates", "i,c"], "cell state c"),
+        (["saturation", "DB", "--gates", "i,c"], "c has no saturation"),
         (["saturation", "missing.db"], "missing.db"),
         (["heatmap", "DB", "--seq", "0", "--layer", "bi"], "bi:fwd or bi:bwd"),
         (["heatmap", "DB", "--seq", "7", "--layer", "lstm"], "no sequence '7'"),

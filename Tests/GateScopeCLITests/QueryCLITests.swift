@@ -1,4 +1,5 @@
 import Foundation
+import GateScopeEngine
 import GateScopeStore
 import Testing
 
@@ -36,7 +37,7 @@ enum SharedFixtureDB {
             var k = 0
             for layer in run.layers {
                 for unit in 0..<layer.units {
-                    for gate in Gate.allCases {
+                    for gate in Gate.of(.lstm) {
                         let row = rows[k]
                         k += 1
                         let want = QueryExpect.stat(layer.values[gate]![unit], gate: gate, low: low, high: high)
@@ -220,7 +221,7 @@ enum SharedFixtureDB {
                     #expect(Array(row[0..<8]) == want)
                 }
                 let layer = run.layer(row[3], row[4])!
-                for (k, gate) in Gate.allCases.enumerated() {
+                for (k, gate) in Gate.of(.lstm).enumerated() {
                     let v = layer.value(gate, seq: Int(row[1])!, step: Int(row[5])!, unit: Int(row[7])!)
                     // SQLite keeps a REAL without fraction as an integer on disk, so -0.0 reads back as 0.0.
                     let w = v == 0 ? Float(0) : v
@@ -511,12 +512,12 @@ enum SharedFixtureDB {
         (["query", "DB", "nope"], "gatescope query: unknown query 'nope' (named queries: dead-units, integrators, memory-spans, saturation, top-tokens, unit-correlation; or give a FILE.sql)"),
         (["query", "DB", "missing.sql"], "gatescope query: no SQL file 'missing.sql'"),
         (["query", "DB", "top-tokens"], "gatescope query: query 'top-tokens' needs parameter 'unit' (unit index (required)): pass -p unit VALUE"),
-        (["query", "DB", "top-tokens", "-p", "unit", "1", "-p", "gate", "z"], "gatescope query: query 'top-tokens': 'z' is not a valid gate; use one of i, f, g, o, c, h"),
+        (["query", "DB", "top-tokens", "-p", "unit", "1", "-p", "gate", "x"], "gatescope query: query 'top-tokens': 'x' is not a valid gate; use one of i, f, g, o, c, h, z, r, n"),
         (["query", "DB", "saturation", "-p", "bogus", "1"], "gatescope query: query 'saturation' has no parameter 'bogus' (parameters: run, layer, direction, low, high)"),
         (["query", "DB", "saturation", "-p", "run", "two"], "gatescope query: query 'saturation': run must be a run id or 'latest', not 'two'"),
         (["stats", "DB", "--low", "2"], "Error: --low must be a number between 0 and 1, e.g. --low 0.1"),
         (["stats", "DB", "--top", "0"], "Error: --top must be 1 or more, e.g. --top 10"),
-        (["stats", "DB", "--gates", "i,x"], "Error: The value 'i,x' is invalid for '--gates <gates>': unknown gate 'x': use a comma-separated list of i, f, g, o, c, h"),
+        (["stats", "DB", "--gates", "i,x"], "Error: The value 'i,x' is invalid for '--gates <gates>': unknown gate 'x': use a comma-separated list of i, f, g, o, c, h, z, r, n (LSTM: i, f, g, o, c, h; GRU: z, r, n, h; SimpleRNN: h)"),
         (["stats", "DB", "--sort", "up"], "Error: The value 'up' is invalid for '--sort <sort>'. Please provide one of 'right', 'left', 'unit' or 'mean'."),
         (["stats", "DB", "--bogus"], "Error: Unknown option '--bogus'"),
         (["export", "DB", "--units", "3-1"], "Error: The value '3-1' is invalid for '--units <units>': bad unit range '3-1': the first number must not exceed the second"),

@@ -1,4 +1,5 @@
 import Foundation
+import GateScopeEngine
 import Testing
 @testable import GateScopeStore
 
@@ -101,21 +102,29 @@ import Testing
         #expect(a.min == all.min && a.max == all.max)
     }
 
+    /// Layers of every cell kind side by side: each (layer, unit, gate) equals `GateSummary.add`.
     @Test func accumulatorMatchesGateSummary() {
-        let acc = SummaryAccumulator(layerIDs: [0, 2], units: [2, 3])
-        var reference: [[GateSummary]] = (0..<5).map { _ in Gate.allCases.map { GateSummary(gate: $0) } }
-        var rng = SplitMix(77)
-        for _ in 0..<3000 {
-            let slot = rng.int(0..<5)
-            let row: [Float] = [0, 1, 2, 3, 4, 5].map { g in
-                rng.int(0..<8) == 0 ? [0, 1, -1, 0.5][rng.int(0..<4)] : (g == 4 ? rng.float(4) : rng.float(1.1))
-            }
-            row.withUnsafeBufferPointer { acc.add(slot: slot, $0.baseAddress!) }
-            for g in 0..<6 { reference[slot][g].add(Double(row[g])) }
+        let cells: [CellKind] = [.lstm, .gru, .simpleRNN, .lstm]
+        let units = [2, 3, 2, 1]
+        let acc = SummaryAccumulator(layerIDs: [0, 2, 3, 5], units: units, cells: cells)
+        var reference: [[[GateSummary]]] = cells.indices.map { li in
+            (0..<units[li]).map { _ in Gate.of(cells[li]).map { GateSummary(gate: $0) } }
         }
-        for slot in 0..<5 {
-            for gate in Gate.allCases {
-                #expect(acc.summary(slot: slot, gate: gate) == reference[slot][gate.column], "slot \(slot) gate \(gate)")
+        var rng = SplitMix(77)
+        for _ in 0..<4000 {
+            let li = rng.int(0..<cells.count), unit = rng.int(0..<units[li])
+            let gates = Gate.of(cells[li])
+            let row: [Float] = gates.map { g in
+                rng.int(0..<8) == 0 ? [0, 1, -1, 0.5][rng.int(0..<4)] : (g.grid == nil ? rng.float(4) : rng.float(1.1))
+            }
+            row.withUnsafeBufferPointer { acc.add(layer: li, unit: unit, $0.baseAddress!) }
+            for g in gates.indices { reference[li][unit][g].add(Double(row[g])) }
+        }
+        for li in cells.indices {
+            for unit in 0..<units[li] {
+                for (g, gate) in Gate.of(cells[li]).enumerated() {
+                    #expect(acc.summary(layer: li, unit: unit, gate: g) == reference[li][unit][g], "layer \(li) unit \(unit) gate \(gate)")
+                }
             }
         }
     }
