@@ -1,13 +1,16 @@
 // The recorder benchmark's yardstick: a tight C loop inserting rows into the contract `gates`
-// table (schema/*.sql, WAL) with one prepared statement in one transaction, binding all 11
-// values of every row.
+// table (or, with CELL gru, `gru_gates`) (schema/*.sql, WAL) with one prepared statement in one
+// transaction, binding all values of every row (11 for gates, 9 for gru_gates).
 //
 //   cc -O2 -o bench_insert scripts/bench_insert.c -lsqlite3
-//   bench_insert DB SCHEMA.sql SEQUENCES STEPS UNITS_PER_LAYER LAYERS [PAGE_SIZE]
+//   bench_insert DB SCHEMA.sql SEQUENCES STEPS UNITS_PER_LAYER LAYERS [PAGE_SIZE [CELL]]
 //
+// SCHEMA.sql is run with one sqlite3_exec, so it may be all of schema/*.sql concatenated in order
+// (gru_gates is created by migration 003).
 // PAGE_SIZE (default SQLite's 4096) lets the yardstick use the page size the recorder gives the
 // databases it creates, so both write the same table layout; other settings are SQLite defaults
-// plus WAL and synchronous=NORMAL.
+// plus WAL and synchronous=NORMAL. CELL is lstm (default: gates, values i f g o c h) or gru
+// (gru_gates, values z r n h).
 // Rows = SEQUENCES * LAYERS * STEPS * UNITS, inserted in primary-key order (seq, layer, step,
 // unit) like the recorder. Prints "rows N seconds S rows_per_s R" (open + insert + commit + close).
 #include <sqlite3.h>
@@ -37,8 +40,23 @@ static char *slurp(const char *path) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 7 && argc != 8) {
-        fprintf(stderr, "usage: bench_insert DB SCHEMA.sql SEQUENCES STEPS UNITS LAYERS [PAGE_SIZE]\n");
+    if (argc < 7 || argc > 9) {
+        fprintf(stderr, "usage: bench_insert DB SCHEMA.sql SEQUENCES STEPS UNITS LAYERS [PAGE_SIZE [CELL]]\n");
+        return 2;
+    }
+    const char *cell = argc == 9 ? argv[8] : "lstm";
+    int values;  // gate values per row, after the 5 key columns
+    const char *insert;
+    if (strcmp(cell, "lstm") == 0) {
+        values = 6;
+        insert = "INSERT INTO gates (run_id, seq_id, layer_id, step, unit, i, f, g, o, c, h) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    } else if (strcmp(cell, "gru") == 0) {
+        values = 4;
+        insert = "INSERT INTO gru_gates (run_id, seq_id, layer_id, step, unit, z, r, n, h) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    } else {
+        fprintf(stderr, "bench_insert: CELL must be lstm or gru, not %s\n", cell);
         return 2;
     }
     const char *path = argv[1];
@@ -52,15 +70,14 @@ int main(int argc, char **argv) {
     check(db, sqlite3_open(path, &db), "open");
     char pragmas[160];
     snprintf(pragmas, sizeof pragmas, "PRAGMA page_size=%ld; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-             argc == 8 ? atol(argv[7]) : 4096L);
+             argc >= 8 ? atol(argv[7]) : 4096L);
     check(db, sqlite3_exec(db, pragmas, 0, 0, 0), "pragmas");
     check(db, sqlite3_exec(db, schema, 0, 0, 0), "schema");
     check(db, sqlite3_exec(db, "INSERT INTO runs (run_id, model_path, model_sha256, model_format, input_path, input_sha256, "
                                "created_at, tool_version, params) VALUES (1, 'm', 'x', 'keras', 'i', 'y', 'now', 'c', '{}')", 0, 0, 0), "run");
 
     sqlite3_stmt *st;
-    check(db, sqlite3_prepare_v2(db, "INSERT INTO gates (run_id, seq_id, layer_id, step, unit, i, f, g, o, c, h) "
-                                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, 0), "prepare");
+    check(db, sqlite3_prepare_v2(db, insert, -1, &st, 0), "prepare");
     check(db, sqlite3_exec(db, "BEGIN", 0, 0, 0), "begin");
     unsigned long long state = 88172645463325252ULL;
     long rows = 0;
@@ -73,7 +90,7 @@ int main(int argc, char **argv) {
                     sqlite3_bind_int64(st, 3, l);
                     sqlite3_bind_int64(st, 4, t);
                     sqlite3_bind_int64(st, 5, u);
-                    for (int g = 0; g < 6; g++) {
+                    for (int g = 0; g < values; g++) {
                         // Float32 values like the engine's, in (-1, 1).
                         state ^= state << 13; state ^= state >> 7; state ^= state << 17;
                         float v = (float)((double)(state >> 11) / 9007199254740992.0 * 2.0 - 1.0);

@@ -2,10 +2,12 @@
 """Makes the recorder benchmark's model and inputs (see scripts/bench_record.sh).
 
     KERAS_BACKEND=jax python3 scripts/make_bench_model.py OUT_DIR [--sequences N] [--time T] [--features F]
+        [--cell lstm|gru]
 
 Writes OUT_DIR/model.keras: Input(None, F) -> LSTM(128, seq) -> LSTM(128, seq) -> Dense(F), fixed
-seed; OUT_DIR/input.npy float32 [N, T, F] and OUT_DIR/input8.npy with 8*N sequences (same
-distribution), for the memory check. Rows recorded = sequences * T * 256.
+seed (--cell gru: the same with GRU(128), Keras 3's default reset_after=True); OUT_DIR/input.npy
+float32 [N, T, F] and OUT_DIR/input8.npy with 8*N sequences (same distribution), for the memory
+check. Rows recorded = sequences * T * 256.
 """
 import argparse
 import os
@@ -22,16 +24,18 @@ def main():
     p.add_argument("--sequences", type=int, default=128)
     p.add_argument("--time", type=int, default=64)
     p.add_argument("--features", type=int, default=16)
+    p.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
 
     keras.utils.set_random_seed(0)
+    rnn = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[a.cell]
     model = keras.Sequential([
         keras.Input((None, a.features)),
-        keras.layers.LSTM(128, return_sequences=True, name="lstm_1"),
-        keras.layers.LSTM(128, return_sequences=True, name="lstm_2"),
+        rnn(128, return_sequences=True, name=f"{a.cell}_1"),
+        rnn(128, return_sequences=True, name=f"{a.cell}_2"),
         keras.layers.Dense(a.features, name="dense"),
-    ], name="bench_lstm128x2")
+    ], name=f"bench_{a.cell}128x2")
     model.save(os.path.join(a.out, "model.keras"))
 
     rng = np.random.default_rng(0)
