@@ -6,6 +6,7 @@ import PackageDescription
 //   CKernels                AVX-512 matrix kernel for the engine's packed weights
 //   GateScopeEngine         Keras-exact forward pass, gate observer; no I/O, no storage
 //   GateScopeKeras          .keras / legacy .h5 import into engine models
+//   GateScopeONNX           .onnx import into the same engine graph (protobuf code generated, committed)
 //   GateScopeInput          sequence readers (.npy .npz .jsonl .csv .txt) and .npy writer
 //   GateScopeStore          SQLite wrapper, schema, recorder, stats, export, named queries
 //   GateScopePlot           SVG rendering of plot data (no storage)
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
         .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
@@ -36,6 +38,9 @@ let package = Package(
             "GateScopeEngine", "CHDF5",
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
+        .target(name: "GateScopeONNX", dependencies: [
+            "GateScopeEngine", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], exclude: ["Proto/onnx_subset.proto"]),
         .target(name: "GateScopeInput", dependencies: [
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             .product(name: "CSV", package: "CSV.swift"),
@@ -50,7 +55,7 @@ let package = Package(
         ),
         .target(name: "GateScopePlot"),
         .executableTarget(name: "gatescope", dependencies: [
-            "GateScopeEngine", "GateScopeKeras", "GateScopeInput", "GateScopeStore", "GateScopePlot",
+            "GateScopeEngine", "GateScopeKeras", "GateScopeONNX", "GateScopeInput", "GateScopeStore", "GateScopePlot",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

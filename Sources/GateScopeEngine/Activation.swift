@@ -8,6 +8,14 @@ public enum Activation: Equatable, Sendable {
     case hardSigmoidKeras2
     /// Keras 3: `clip(x/6 + 0.5, 0, 1)`.
     case hardSigmoidKeras3
+    /// ONNX's parameterized functions of the recurrent ops: HardSigmoid `clip(alpha*x + beta, 0, 1)`,
+    /// LeakyRelu, ThresholdedRelu, ScaledTanh `alpha*tanh(beta*x)`, Affine `alpha*x + beta`, Elu.
+    case onnxHardSigmoid(alpha: Float, beta: Float)
+    case onnxLeakyRelu(alpha: Float)
+    case onnxThresholdedRelu(alpha: Float)
+    case onnxScaledTanh(alpha: Float, beta: Float)
+    case onnxAffine(alpha: Float, beta: Float)
+    case onnxElu(alpha: Float)
     /// Softmax over the last axis (Dense / Activation layers only).
     case softmax
     case logSoftmax
@@ -63,6 +71,12 @@ public enum Activation: Equatable, Sendable {
         case .mish: return "mish"
         case .hardSilu: return "hard_silu"
         case .hardSigmoidKeras2, .hardSigmoidKeras3: return "hard_sigmoid"
+        case let .onnxHardSigmoid(a, b): return "HardSigmoid(alpha=\(a),beta=\(b))"
+        case let .onnxLeakyRelu(a): return "LeakyRelu(alpha=\(a))"
+        case let .onnxThresholdedRelu(a): return "ThresholdedRelu(alpha=\(a))"
+        case let .onnxScaledTanh(a, b): return "ScaledTanh(alpha=\(a),beta=\(b))"
+        case let .onnxAffine(a, b): return "Affine(alpha=\(a),beta=\(b))"
+        case let .onnxElu(a): return "Elu(alpha=\(a))"
         case .softmax: return "softmax"
         case .logSoftmax: return "log_softmax"
         }
@@ -99,6 +113,12 @@ public enum Activation: Equatable, Sendable {
         case .hardSilu: return x * Swift.min(Swift.max(x / 6 + 0.5, 0), 1)
         case .hardSigmoidKeras2: return Swift.min(Swift.max(0.2 * x + 0.5, 0), 1)
         case .hardSigmoidKeras3: return Swift.min(Swift.max(x / 6 + 0.5, 0), 1)
+        case let .onnxHardSigmoid(a, b): return Swift.min(Swift.max(a * x + b, 0), 1)
+        case let .onnxLeakyRelu(a): return x >= 0 ? x : a * x
+        case let .onnxThresholdedRelu(a): return x > a ? x : 0
+        case let .onnxScaledTanh(a, b): return a * Foundation.tanh(b * x)
+        case let .onnxAffine(a, b): return a * x + b
+        case let .onnxElu(a): return x >= 0 ? x : a * Foundation.expm1(x)
         case .softmax, .logSoftmax:
             preconditionFailure("\(kerasName) is applied per row, not per value")
         }

@@ -68,12 +68,20 @@ public struct GraphInput: Equatable, Sendable {
     public var tensor: TensorID
     /// For token inputs: ids must be below this (the smallest Embedding reading it), when known.
     public var vocabularySize: Int?
+    /// The axis of the framework's own array that is the batch (1 for ONNX's time-major
+    /// `[time, batch, features]` inputs); the engine tensor always has it first.
+    public var fileBatchAxis: Int = 0
+    /// When this input carries the sequence lengths of input `lengthsOf` (ONNX `sequence_lens`
+    /// fed from the graph inputs), the recorder fills it from that input's lengths.
+    public var lengthsOf: Int? = nil
 }
 
 /// A model output: its key (`layer`, `layer#2`, `layer:1`) and the tensor.
 public struct GraphOutput: Equatable, Sendable {
     public var name: String
     public var tensor: TensorID
+    /// Where the framework's own layout has the batch axis (the engine tensor has it first).
+    public var fileBatchAxis: Int = 0
 }
 
 /// Builds a graph node by node; every node's output shapes and masks are worked out here, once.
@@ -90,6 +98,17 @@ public struct GraphBuilder {
 
     /// An empty graph.
     public init() {}
+
+    /// Marks input `k` as the lengths of input `of` (see `GraphInput.lengthsOf`).
+    public mutating func setLengths(input k: Int, of other: Int) { inputs[k].lengthsOf = other }
+
+    /// Adds a model input `[batch] + shape` and returns its tensor; `fileBatchAxis` says where the
+    /// batch axis is in the arrays users give for it.
+    public mutating func addInput(name: String, shape: [Int?], dtype: DType, fileBatchAxis: Int) throws -> TensorID {
+        let id = try addInput(name: name, shape: shape, dtype: dtype)
+        inputs[inputs.count - 1].fileBatchAxis = fileBatchAxis
+        return id
+    }
 
     /// Adds a model input `[batch] + shape` and returns its tensor.
     public mutating func addInput(name: String, shape: [Int?], dtype: DType) throws -> TensorID {
@@ -138,8 +157,8 @@ public struct GraphBuilder {
     }
 
     /// Marks `tensor` as a model output named `name`.
-    public mutating func addOutput(name: String, tensor: TensorID) {
-        outputs.append(GraphOutput(name: name, tensor: tensor))
+    public mutating func addOutput(name: String, tensor: TensorID, fileBatchAxis: Int = 0) {
+        outputs.append(GraphOutput(name: name, tensor: tensor, fileBatchAxis: fileBatchAxis))
     }
 }
 

@@ -39,6 +39,9 @@ public struct Model: Sendable {
     public var format: String
     /// The `keras_version` the file was written with ("" if unknown).
     public var kerasVersion: String
+    /// What wrote the file when it is not Keras: an ONNX producer ("pytorch 2.5.0 (opset 17)"),
+    /// or the torch file format ("" if unknown).
+    public var producer: String = ""
     public let graph: Graph
     /// Every recurrent half, in node order (a Bidirectional gives fwd then bwd).
     public let recurrentLayers: [RecurrentLayerInfo]
@@ -231,7 +234,12 @@ public struct Model: Sendable {
             }
             let outs = try node.op.infer(infos)
             for (t, o) in zip(node.outputs, outs) { sizes[t] = o.shape.map { $0 ?? 0 } }
-            for _ in node.op.recurrentHalves { steps.append(sizes[node.inputs[0]]![0]) }
+            // Ops that cannot size an axis before running (ONNX tensor ops report 0) give the
+            // longest input's steps: an upper bound for the graphs exporters write.
+            for _ in node.op.recurrentHalves {
+                let n = sizes[node.inputs[0]]![0]
+                steps.append(n > 0 ? n : (inputTimes.max() ?? 0))
+            }
         }
         return steps
     }

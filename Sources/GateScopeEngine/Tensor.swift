@@ -14,6 +14,31 @@ public struct Tensor: Equatable, Sendable {
     }
 }
 
+extension Tensor {
+    /// The same values with axis `from` moved to position `to`, the other axes in order
+    /// (between the engine's batch-first layout and a framework's own).
+    public func movingAxis(_ from: Int, to: Int) -> Tensor {
+        guard from != to, shape.count > 1 else { return self }
+        var order = Array(0..<shape.count)
+        order.remove(at: from)
+        order.insert(from, at: to)
+        let outShape = order.map { shape[$0] }
+        var strides = [Int](repeating: 1, count: shape.count)
+        for k in stride(from: shape.count - 2, through: 0, by: -1) { strides[k] = strides[k + 1] * shape[k + 1] }
+        let permStrides = order.map { strides[$0] }
+        var out = [Float](repeating: 0, count: values.count)
+        var index = [Int](repeating: 0, count: shape.count)
+        for o in 0..<values.count {
+            var src = 0
+            for k in 0..<index.count { src += index[k] * permStrides[k] }
+            out[o] = values[src]
+            var k = index.count - 1
+            while k >= 0 { index[k] += 1; if index[k] < outShape[k] { break }; index[k] = 0; k -= 1 }
+        }
+        return Tensor(shape: outShape, values: out, dtype: dtype)
+    }
+}
+
 /// A batch of input sequences, right-padded to a common length.
 public struct SequenceBatch: Sendable {
     /// Float features `[batch, time, featureDim]` or token ids `[batch, time]`.

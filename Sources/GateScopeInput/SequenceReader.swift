@@ -167,6 +167,23 @@ public struct PaddedBatch: Sendable, Equatable {
     }
 }
 
+/// What a reader needs to know of one model input.
+public struct InputSpec: Sendable, Equatable {
+    /// The model's input name (the .npz key).
+    public var name: String
+    /// The axis of the given arrays that is the batch (1 for time-major `[time, batch, ...]`).
+    public var batchAxis: Int
+    /// When the input carries the lengths of model input `lengthsOf` (ONNX `sequence_lens`).
+    public var lengthsOf: Int?
+
+    /// Describes an input.
+    public init(name: String, batchAxis: Int = 0, lengthsOf: Int? = nil) {
+        self.name = name
+        self.batchAxis = batchAxis
+        self.lengthsOf = lengthsOf
+    }
+}
+
 /// The input file formats, chosen by file extension.
 public enum InputFormat: String, CaseIterable, Sendable {
     case npy, npz, jsonl, csv, txt
@@ -199,12 +216,18 @@ public enum InputFormat: String, CaseIterable, Sendable {
     /// be an `.npz` holding one array per input, keyed by its name (see `MultiArraySequenceReader`);
     /// a one-input model also reads an `.npz` keyed by its input's name when it has no `x`.
     public static func open(path: String, inputNames: [String], vocab: Vocab? = nil, unknownID: Int32? = nil) throws -> any SequenceReader {
+        try open(path: path, inputs: inputNames.map { InputSpec(name: $0) }, vocab: vocab, unknownID: unknownID)
+    }
+
+    /// The same, for inputs that may keep the batch on another axis or carry lengths.
+    public static func open(path: String, inputs: [InputSpec], vocab: Vocab? = nil, unknownID: Int32? = nil) throws -> any SequenceReader {
         let format = try InputFormat(path: path)
-        if inputNames.count > 1 {
+        let inputNames = inputs.map(\.name)
+        if inputs.count > 1 || inputs.contains(where: { $0.batchAxis != 0 }) {
             guard format == .npz else {
-                throw InputError(file: path, "the model has \(inputNames.count) inputs (\(inputNames.joined(separator: ", "))): give an .npz with one array per input, keyed by its name")
+                throw InputError(file: path, "the model has \(inputNames.count == 1 ? "a time-major input" : "\(inputNames.count) inputs") (\(inputNames.joined(separator: ", "))): give an .npz with one array per input, keyed by its name")
             }
-            return try MultiArraySequenceReader(npzPath: path, inputNames: inputNames)
+            return try MultiArraySequenceReader(npzPath: path, inputs: inputs)
         }
         if format == .npz, let name = inputNames.first, try !NPZ.arrayNames(path: path).contains("x") {
             return try MultiArraySequenceReader(npzPath: path, inputNames: [name])

@@ -114,12 +114,17 @@ public struct ModelSummary: Codable, Equatable, Sendable {
 
     /// Summarizes a loaded model.
     public init(_ loaded: LoadedKerasModel) {
-        let model = loaded.model, graph = model.graph
+        self.init(model: loaded.model, backend: loaded.backend, modelClass: loaded.modelClass)
+    }
+
+    /// Summarizes any engine model (ONNX, PyTorch): the graph says everything shown.
+    public init(model: Model, backend: String?, modelClass: String) {
+        let graph = model.graph
         format = model.format
-        kerasVersion = model.kerasVersion
-        backend = loaded.backend
+        kerasVersion = model.kerasVersion.isEmpty ? model.producer : model.kerasVersion
+        self.backend = backend
         modelName = model.name
-        modelClass = loaded.modelClass
+        self.modelClass = modelClass
         let first = graph.tensors[graph.inputs[0].tensor]
         inputShape = [nil] + first.shape
         inputKind = first.dtype == .int32 ? "token ids" : "float features"

@@ -191,11 +191,11 @@ final class Session {
     func createRun(modelPath: String, modelSHA: String, inputPath: String, inputSHA: String) throws -> Int64 {
         try db.transaction {
             try db.run("""
-                INSERT INTO runs (name, model_path, model_sha256, model_format, keras_version, input_path, input_sha256,
+                INSERT INTO runs (name, model_path, model_sha256, model_format, keras_version, producer, input_path, input_sha256,
                                   status, created_at, tool_version, params, sequence_count)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)
                 """, options.name, modelPath, modelSHA, model.format, model.kerasVersion.isEmpty ? nil : model.kerasVersion,
-                inputPath, inputSHA, utcNow(), options.toolVersion, options.paramsJSON, total)
+                model.producer.isEmpty ? nil : model.producer, inputPath, inputSHA, utcNow(), options.toolVersion, options.paramsJSON, total)
             runID = db.lastInsertRowID
             let insert = try db.prepare("""
                 INSERT INTO layers (run_id, layer_id, name, direction, units, input_dim, activation, recurrent_activation,
@@ -551,8 +551,15 @@ final class Producer: @unchecked Sendable {
 
     func fill(_ buffer: BatchBuffer, group: [InputSequence]) throws {
         let padded = try PaddedBatch(padding: group)
-        let inputs = [padded] + padded.others
-        let steps = try session.model.recurrentSteps(inputTimes: inputs.map(\.time))
+        // The read inputs, then every model input: a lengths input (ONNX sequence_lens) is filled
+        // from the lengths of the input it belongs to.
+        let read = [padded] + padded.others
+        let graphInputs = session.model.graph.inputs
+        let sequenceInputs = graphInputs.indices.filter { graphInputs[$0].lengthsOf == nil }
+        var byModelIndex: [Int: PaddedBatch] = [:]
+        for (k, m) in sequenceInputs.enumerated() { byModelIndex[m] = read[k] }
+        let times = graphInputs.indices.map { byModelIndex[$0]?.time ?? 0 }
+        let steps = try session.model.recurrentSteps(inputTimes: times)
         buffer.reshape(count: padded.batchSize, time: padded.time, layerTime: session.observed.map { steps[$0] },
                        units: session.units, planes: session.planes)
         buffer.indices = padded.indices
@@ -562,7 +569,11 @@ final class Producer: @unchecked Sendable {
         // One value per model input: `[batch, time, features]` floats or `[batch, time]` token ids.
         // A step of several axes (e.g. frames of `(None, T, 6, 3)`) arrives flattened per step.
         let model = session.model
-        let values = inputs.enumerated().map { k, input -> Tensor in
+        let values = graphInputs.indices.map { k -> Tensor in
+            guard let input = byModelIndex[k] else {
+                let of = byModelIndex[graphInputs[k].lengthsOf!]!
+                return Tensor(shape: [of.batchSize], values: of.lengths.map(Float.init), dtype: graphInputs[k].lengthsOf == nil ? .float32 : model.graph.tensors[graphInputs[k].tensor].dtype)
+            }
             switch input.values {
             case let .features(v, dim):
                 let step = model.inputStepShape(k)
@@ -575,7 +586,7 @@ final class Producer: @unchecked Sendable {
         let t0 = session.timings.enabled ? DispatchTime.now().uptimeNanoseconds : 0
         // The engine runs on its own worker beside the SQLite writer: one thread each, since
         // idle BLAS threads would spin on the core SQLite needs.
-        _ = try session.model.run(values, lengths: inputs.map(\.lengths), observer: capture, threads: 1)
+        _ = try session.model.run(values, lengths: graphInputs.indices.map { byModelIndex[$0]?.lengths }, observer: capture, threads: 1)
         let t1 = session.timings.enabled ? DispatchTime.now().uptimeNanoseconds : 0
         accumulate(buffer)
         if session.timings.enabled {

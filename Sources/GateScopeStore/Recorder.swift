@@ -187,7 +187,9 @@ public enum Recorder {
         let vocab = try options.vocabPath.map { try Vocab(path: $0) }
         let open: () throws -> any SequenceReader = {
             if let openInput { return try openInput(vocab, options.unknownID) }
-            return try InputFormat.open(path: inputPath, inputNames: model.graph.inputs.map(\.name), vocab: vocab, unknownID: options.unknownID)
+            return try InputFormat.open(path: inputPath, inputs: model.graph.inputs.map {
+                InputSpec(name: $0.name, batchAxis: $0.fileBatchAxis, lengthsOf: $0.lengthsOf)
+            }, vocab: vocab, unknownID: options.unknownID)
         }
 
         // Pass 1: validate everything before writing anything, and count.
@@ -242,8 +244,10 @@ public enum Recorder {
     /// Reads the whole input once: every sequence must fit the model. Returns the sequence count.
     static func validate(model: Model, open: () throws -> any SequenceReader, stop: StopFlag? = nil) throws -> Int {
         let reader = try open()
-        let inputs = model.graph.inputs
-        let several = inputs.count > 1
+        // Inputs that carry another input's lengths are not read as sequences.
+        let sequenceInputs = model.graph.inputs.indices.filter { model.graph.inputs[$0].lengthsOf == nil }
+        let inputs = sequenceInputs.map { model.graph.inputs[$0] }
+        let several = model.graph.inputs.count > 1
         var count = 0
         while let s = try reader.next() {
             if stop?.isRequested == true {
@@ -254,7 +258,7 @@ public enum Recorder {
             }
             for (k, values) in ([s.values] + s.others).enumerated() {
                 let which = several ? "input '\(inputs[k].name)' of model '\(model.name)'" : "model '\(model.name)'"
-                let wantDim = model.inputFeatureDim(k)
+                let wantDim = model.inputFeatureDim(sequenceInputs[k])
                 switch values {
                 case let .features(_, dim):
                     guard let wantDim else {
@@ -264,9 +268,11 @@ public enum Recorder {
                         throw InputError(file: reader.path, sequence: s.index, "\(which) expects \(wantDim) features per step, the input has \(dim)")
                     }
                 case let .tokens(ids):
-                    guard let vocabSize = inputs[k].vocabularySize else {
-                        throw InputError(file: reader.path, sequence: s.index, "\(which) takes \(wantDim ?? 0) float features per step, the input has token ids")
+                    guard wantDim == nil else {
+                        throw InputError(file: reader.path, sequence: s.index, "\(which) takes \(wantDim!) float features per step, the input has token ids")
                     }
+                    // The Embedding bounds the ids when the importer knows it (an ONNX Gather checks at run time).
+                    guard let vocabSize = inputs[k].vocabularySize else { break }
                     for (step, id) in ids.enumerated() where id < 0 || Int(id) >= vocabSize {
                         throw InputError(file: reader.path, sequence: s.index, step: step, "token id \(id) is outside the Embedding range 0..<\(vocabSize) of \(which)")
                     }

@@ -57,13 +57,27 @@ public enum Schema {
         }
     }
 
+    /// Migrates the existing database at `path` in place (one transaction; nothing is lost) and
+    /// returns its version before and after. A missing file, a foreign or a newer database is an error.
+    public static func upgrade(path: String) throws -> (from: Int, to: Int) {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw DatabaseError(code: SQLITE_CANTOPEN, message: "no database '\(path)'")
+        }
+        let db = try Database(path: path, mode: .readWrite)
+        if try db.userVersion() == 0, try db.scalar("SELECT count(*) FROM sqlite_master")?.int64Value == 0 {
+            throw DatabaseError(code: SQLITE_NOTFOUND, message: "'\(path)' is not a GateScope database (it is empty)")
+        }
+        let before = try migrate(db)
+        return (before, currentVersion)
+    }
+
     /// For read-only use: the database must be a GateScope database at exactly the current version.
     public static func checkReadable(_ db: Database) throws {
         let version = try db.userVersion()
         try checkVersion(version, db: db, target: currentVersion)
         if version < currentVersion {
             throw DatabaseError(code: SQLITE_ERROR,
-                                message: "'\(db.path)' has schema version \(version), this gatescope needs \(currentVersion): record a run into it once (gatescope record) to migrate it")
+                                message: "'\(db.path)' has schema version \(version), this gatescope reads \(currentVersion): upgrade it in place with `gatescope migrate \(db.path)` (nothing is lost)")
         }
     }
 

@@ -18,7 +18,7 @@ struct InspectCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: "The model: a Keras 3 .keras file or a legacy .h5 file.")
+    @Argument(help: "The model: a Keras 3 .keras file, a legacy .h5 file or an .onnx file.")
     var model: String
 
     @Flag(help: "Print JSON for machines instead of the table.")
@@ -27,7 +27,7 @@ struct InspectCommand: ParsableCommand {
     func run() throws {
         let summary: ModelSummary
         do {
-            summary = try KerasModelLoader.inspect(path: model)
+            summary = try ModelFiles.inspect(model)
         } catch {
             FileHandle.standardError.write(Data("gatescope inspect: \(error)\n".utf8))
             throw ExitCode.failure
@@ -44,9 +44,14 @@ struct InspectCommand: ParsableCommand {
 
     /// The human-readable table.
     static func render(_ s: ModelSummary, path: String) -> String {
-        let format = s.format == "keras" ? "Keras 3 archive (.keras)" : "legacy HDF5 (.h5)"
-        var out = "\(path): \(format), Keras \(s.kerasVersion.isEmpty ? "version unknown" : s.kerasVersion)"
-        out += ", backend \(s.backend ?? "not recorded")\n"
+        var out: String
+        if s.format == "onnx" {
+            out = "\(path): ONNX model, producer \(s.kerasVersion.isEmpty ? "not recorded" : s.kerasVersion)\n"
+        } else {
+            let format = s.format == "keras" ? "Keras 3 archive (.keras)" : "legacy HDF5 (.h5)"
+            out = "\(path): \(format), Keras \(s.kerasVersion.isEmpty ? "version unknown" : s.kerasVersion)"
+            out += ", backend \(s.backend ?? "not recorded")\n"
+        }
         out += "model '\(s.modelName)' (\(s.modelClass))\n"
         out += "inputs:  " + s.inputs.map { "\($0.name) \(shape($0.shape)) \($0.dtype)" }.joined(separator: ", ") + "\n"
         out += "outputs: " + s.outputs.map { "\($0.name) \(shape($0.shape))" }.joined(separator: ", ") + "\n\n"

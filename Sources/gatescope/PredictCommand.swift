@@ -48,7 +48,7 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let model = try KerasModelLoader.load(path: model)
+            let model = try ModelFiles.load(model)
             let arrays: [NPYArray]
             if input.lowercased().hasSuffix(".npz") {
                 arrays = try Self.inputs(model, npz: try NPZ.read(path: input), name: input)
@@ -99,7 +99,14 @@ struct PredictCommand: ParsableCommand {
     /// Runs `model` over every sequence of `arrays` (one per input) in batches and stacks each output.
     static func predict(_ model: Model, _ arrays: [NPYArray], batchSize: Int, name: String) throws -> [Tensor] {
         var tensors: [(shape: [Int], values: [Float], dtype: DType)] = []
-        for ((input, info), array) in zip(model.inputs, arrays) {
+        for ((input, info), file) in zip(model.inputs, arrays) {
+            // The framework's own layout may put the batch elsewhere (ONNX time-major inputs).
+            var array = file
+            if input.fileBatchAxis != 0, file.shape.count > input.fileBatchAxis {
+                let moved = Tensor(shape: file.shape, values: try file.floats()).movingAxis(input.fileBatchAxis, to: 0)
+                array = file.dtype.isInteger ? NPYArray(int64s: moved.values.map { Int64($0) }, shape: moved.shape)
+                                             : NPYArray(floats: moved.values, shape: moved.shape)
+            }
             var shape = array.shape
             // A single sequence [time, features] for a one-input float model.
             if arrays.count == 1, info.dtype == .float32, shape.count == info.rank, array.dtype.isFloat { shape = [1] + shape }
@@ -145,7 +152,9 @@ struct PredictCommand: ParsableCommand {
             }
             start += m
         }
-        return zip(outShapes, outs).map { Tensor(shape: $0, values: $1) }
+        return zip(model.graph.outputs, zip(outShapes, outs)).map { output, y in
+            Tensor(shape: y.0, values: y.1).movingAxis(0, to: output.fileBatchAxis)
+        }
     }
 
     /// One line per output row (the last axis), prefixed with its index.

@@ -92,7 +92,7 @@ struct RecordCommand: ParsableCommand {
         stop.trapInterrupts()
         let result: RecordResult
         do {
-            let loaded = try KerasModelLoader.load(path: model)
+            let loaded = try ModelFiles.load(model)
             result = try Recorder.record(model: loaded, modelPath: model, inputPath: input, databasePath: db,
                                          options: options, stop: stop, progress: printer.update)
             printer.finish()

@@ -3,23 +3,32 @@ import GateScopeEngine
 import GateScopeInput
 import Testing
 
-/// `record` then `export` on every graph fixture (Tests/Fixtures/graph), as a user would: every
-/// recorded gate of every LSTM, GRU and SimpleRNN call, read back as CSV, equals Keras's own
-/// (expected.npz, captured from Keras's cells), and masked steps have no row.
+/// `record` then `export` on every graph fixture (Tests/Fixtures/graph: Keras; Tests/Fixtures/torch:
+/// ONNX), as a user would: every recorded gate of every LSTM, GRU and SimpleRNN call, read back
+/// as CSV, equals the reference (Keras's own gates; for ONNX, float64 references checked step by
+/// step against onnxruntime), and steps that are not computed have no row.
 @Suite struct GraphRecordCLITests {
-    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/graph")
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures")
+    static let dir = fixtures.appendingPathComponent("graph")
 
-    static var modelFiles: [String] {
-        let cases = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).sorted()
+    static func files(in folder: String, names: [String]) -> [String] {
+        let root = fixtures.appendingPathComponent(folder)
+        let cases = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).sorted()
         return cases.flatMap { name in
-            ["model.keras", "model.h5"].map { "\(name)/\($0)" }
-                .filter { FileManager.default.fileExists(atPath: dir.appendingPathComponent($0).path) }
+            names.map { "\(folder)/\(name)/\($0)" }
+                .filter { FileManager.default.fileExists(atPath: root.appendingPathComponent(String($0.dropFirst(folder.count + 1))).path) }
         }
     }
 
+    static var modelFiles: [String] {
+        files(in: "graph", names: ["model.keras", "model.h5"])
+            + files(in: "torch", names: ["model.onnx"]).filter { !$0.contains("onnx_bad_op") }
+    }
+
     @Test func fixturesArePresent() {
-        #expect(Self.modelFiles.count >= 30, "graph fixtures missing under \(Self.dir.path)")
+        #expect(Self.modelFiles.filter { $0.hasPrefix("graph/") }.count >= 30, "graph fixtures missing under \(Self.dir.path)")
+        #expect(Self.modelFiles.filter { $0.hasSuffix(".onnx") }.count >= 9, "ONNX fixtures missing under \(Self.fixtures.path)/torch")
     }
 
     /// The rows of `gatescope export --format csv`: header and (seq, step, unit) -> gate values.
@@ -37,13 +46,16 @@ import Testing
 
     @Test(arguments: modelFiles)
     func recordedGatesEqualKeras(_ file: String) throws {
-        let caseDir = Self.dir.appendingPathComponent(String(file.split(separator: "/")[0]))
+        let parts = file.split(separator: "/").map(String.init)
+        let caseDir = Self.fixtures.appendingPathComponent(parts[0]).appendingPathComponent(parts[1])
         let tmp = try GateScopeCLI.tempDir("graphrec")
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         let db = tmp + "/g.db"
-        // Batches of 2 pad the 3 sequences differently than Keras's single batch did.
-        let rec = try GateScopeCLI.run(["record", caseDir.appendingPathComponent(String(file.split(separator: "/")[1])).path,
-                                        caseDir.appendingPathComponent("inputs.npz").path, "--db", db, "--batch-size", "2"])
+        // Batches of 2 pad the 3 sequences differently than Keras's single batch did. (An ONNX
+        // graph with a constant initial state fixes its batch size, so those run in one batch.)
+        let batch = parts[0] == "graph" ? ["--batch-size", "2"] : []
+        let rec = try GateScopeCLI.run(["record", caseDir.appendingPathComponent(parts[2]).path,
+                                        caseDir.appendingPathComponent("inputs.npz").path, "--db", db] + batch)
         try #require(rec.status == 0, Comment(rawValue: "\(file): record failed: \(rec.message)"))
 
         let meta = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: caseDir.appendingPathComponent("meta.json"))) as? [String: Any])
@@ -51,7 +63,7 @@ import Testing
         let halves = try #require(meta["recurrent"] as? [[String: Any]])
         var totalRows = 0
         for half in halves {
-            let call = try #require(half["call"] as? String), direction = try #require(half["direction"] as? String)
+            let call = try #require((half["call"] ?? half["layer"]) as? String), direction = try #require(half["direction"] as? String)
             let cellName = try #require(half["cell"] as? String)
             let cell = try #require(CellKind(rawValue: cellName))
             let out = try GateScopeCLI.run(["export", db, "--layer", "\(call):\(direction)", "--format", "csv"])
@@ -92,6 +104,44 @@ import Testing
         let runs = try GateScopeCLI.run(["runs", db, "--format", "csv"])
         #expect(runs.stdout.contains(",complete,") || runs.stdout.contains("complete"), "\(file): run not complete: \(runs.stdout)")
         #expect(totalRows > 0)
+    }
+
+    /// `predict` on every ONNX fixture equals onnxruntime's outputs (expected.npz `y__NAME`), in
+    /// the graph's own layouts (time-major inputs and outputs included).
+    @Test(arguments: files(in: "torch", names: ["model.onnx"]).filter { !$0.contains("onnx_bad_op") })
+    func onnxPredictEqualsOnnxRuntime(_ file: String) throws {
+        let parts = file.split(separator: "/").map(String.init)
+        let caseDir = Self.fixtures.appendingPathComponent(parts[0]).appendingPathComponent(parts[1])
+        let tmp = try GateScopeCLI.tempDir("onnxpredict")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let out = try GateScopeCLI.run(["predict", caseDir.appendingPathComponent(parts[2]).path,
+                                        caseDir.appendingPathComponent("inputs.npz").path, "-o", tmp + "/y.npz"])
+        try #require(out.status == 0, Comment(rawValue: "\(file): \(out.message)"))
+        let got = try NPZ.read(path: tmp + "/y.npz")
+        let expected = try NPZ.read(path: caseDir.appendingPathComponent("expected.npz").path)
+        let meta = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: caseDir.appendingPathComponent("meta.json"))) as? [String: Any])
+        let outputs = try #require(meta["outputs"] as? [String])
+        #expect(Set(got.keys) == Set(outputs), "\(file): outputs \(got.keys.sorted())")
+        for name in outputs {
+            let a = try #require(got[name]), b = try #require(expected["y__\(name)"])
+            #expect(a.shape == b.shape, "\(file): \(name) shape \(a.shape) vs onnxruntime \(b.shape)")
+            guard a.shape == b.shape else { continue }
+            let x = try a.floats(), y = try b.floats()
+            var worst = 0.0, at = 0
+            for k in x.indices {
+                let r = abs(Double(x[k]) - Double(y[k])) / (2e-5 + 1e-4 * abs(Double(y[k])))
+                if r > worst { worst = r; at = k }
+            }
+            #expect(worst <= 1, "\(file): \(name) worst |a-b|/(2e-5+1e-4|b|) = \(worst) at flat index \(at): \(x[at]) vs \(y[at])")
+        }
+    }
+
+    /// An op GateScope does not implement is refused in one line naming the node and op type.
+    @Test func unsupportedONNXOpIsNamed() throws {
+        let model = Self.fixtures.appendingPathComponent("torch/onnx_bad_op/model.onnx").path
+        let out = try GateScopeCLI.run(["inspect", model])
+        #expect(out.status == 1)
+        #expect(out.message == "gatescope inspect: \(model): node 'mix_einsum' (Einsum): operator Einsum is not supported")
     }
 
     /// `stats` has rows for a GRU layer's z, r, n, h (z and r with saturation like i, f, o), and

@@ -3,10 +3,12 @@ public enum RecurrentCell: Equatable, Sendable {
     case lstm(LSTMSpec)
     case gru(GRUSpec)
     case simpleRNN(SimpleRNNSpec)
+    /// An LSTM of ONNX or PyTorch with peepholes, clip, coupled gates, own activations or a projection.
+    case generalLSTM(GeneralLSTMSpec)
 
     public var kind: CellKind {
         switch self {
-        case .lstm: return .lstm
+        case .lstm, .generalLSTM: return .lstm
         case .gru: return .gru
         case .simpleRNN: return .simpleRNN
         }
@@ -16,6 +18,7 @@ public enum RecurrentCell: Equatable, Sendable {
         case let .lstm(s): return s.units
         case let .gru(s): return s.units
         case let .simpleRNN(s): return s.units
+        case let .generalLSTM(s): return s.units
         }
     }
     public var inputDim: Int {
@@ -23,6 +26,7 @@ public enum RecurrentCell: Equatable, Sendable {
         case let .lstm(s): return s.inputDim
         case let .gru(s): return s.inputDim
         case let .simpleRNN(s): return s.inputDim
+        case let .generalLSTM(s): return s.inputDim
         }
     }
     public var goBackwards: Bool {
@@ -30,6 +34,7 @@ public enum RecurrentCell: Equatable, Sendable {
         case let .lstm(s): return s.goBackwards
         case let .gru(s): return s.goBackwards
         case let .simpleRNN(s): return s.goBackwards
+        case let .generalLSTM(s): return s.goBackwards
         }
     }
     public var returnSequences: Bool {
@@ -37,6 +42,7 @@ public enum RecurrentCell: Equatable, Sendable {
         case let .lstm(s): return s.returnSequences
         case let .gru(s): return s.returnSequences
         case let .simpleRNN(s): return s.returnSequences
+        case .generalLSTM: return true
         }
     }
     public var activation: Activation {
@@ -44,6 +50,7 @@ public enum RecurrentCell: Equatable, Sendable {
         case let .lstm(s): return s.activation
         case let .gru(s): return s.activation
         case let .simpleRNN(s): return s.activation
+        case let .generalLSTM(s): return s.cellActivation
         }
     }
     /// The gate activation (SimpleRNN has none; its activation is reported).
@@ -52,7 +59,13 @@ public enum RecurrentCell: Equatable, Sendable {
         case let .lstm(s): return s.recurrentActivation
         case let .gru(s): return s.recurrentActivation
         case let .simpleRNN(s): return s.activation
+        case let .generalLSTM(s): return s.gateActivation
         }
+    }
+    /// The size of the state a step returns and feeds back (PyTorch proj_size, else units).
+    public var outSize: Int {
+        if case let .generalLSTM(s) = self { return s.outSize }
+        return units
     }
     /// States the cell carries: h, c for an LSTM; h otherwise.
     public var stateCount: Int { kind == .lstm ? 2 : 1 }
@@ -61,6 +74,7 @@ public enum RecurrentCell: Equatable, Sendable {
         case let .lstm(s): return s.parameterCount
         case let .gru(s): return s.parameterCount
         case let .simpleRNN(s): return s.parameterCount
+        case let .generalLSTM(s): return s.parameterCount
         }
     }
     var half: RecurrentHalf {
@@ -77,6 +91,12 @@ public enum RecurrentCell: Equatable, Sendable {
             d.append("reset_after=\(s.resetAfter ? "true" : "false")")
             if s.inputBias == nil { d.append("use_bias=false") }
         case let .simpleRNN(s): if s.bias == nil { d.append("use_bias=false") }
+        case let .generalLSTM(s):
+            if s.peepholes != nil { d.append("peepholes") }
+            if let c = s.clip { d.append("clip=\(c)") }
+            if s.inputForget { d.append("input_forget") }
+            if let p = s.projection { d.append("proj_size=\(p.cols)") }
+            if s.bias == nil { d.append("bias=false") }
         }
         return d
     }
@@ -86,12 +106,14 @@ public enum RecurrentCell: Equatable, Sendable {
 final class PreparedCell: @unchecked Sendable {  // immutable after init
     let cell: RecurrentCell
     let lstm: LSTMWeights?
+    let general: GeneralLSTMForward?
     /// Keras 2 outputs zeros, not the initial state, at masked steps before a sequence's first active step.
     let zeroBeforeFirst: Bool
     init(_ cell: RecurrentCell, zeroBeforeFirst: Bool = false) {
         self.cell = cell
         self.zeroBeforeFirst = zeroBeforeFirst
         if case let .lstm(s) = cell { lstm = LSTMWeights(s) } else { lstm = nil }
+        if case let .generalLSTM(s) = cell { general = GeneralLSTMForward(s) } else { general = nil }
     }
 
     /// Runs the half on `x` [batch, time, inputDim]; `initial` holds its states or nil for zeros.
@@ -109,6 +131,8 @@ final class PreparedCell: @unchecked Sendable {  // immutable after init
         case let .simpleRNN(s):
             return try SmallRecurrentForward.simple(s, batch: batch, time: time)
                 .run(x, mask: mask, initial: initial?[0], zeroBeforeFirst: zeroBeforeFirst, layerIndex: layerIndex, observer: context.observer)
+        case .generalLSTM:
+            return try general!.run(x, batch: batch, time: time, mask: mask, initial: initial, layerIndex: layerIndex, observer: context.observer)
         }
     }
 }

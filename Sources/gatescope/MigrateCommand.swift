@@ -1,0 +1,29 @@
+import ArgumentParser
+import GateScopeStore
+
+/// `gatescope migrate DB`: brings a database written by an older gatescope to this schema version.
+struct MigrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate",
+        abstract: "Upgrade a database written by an older gatescope to this version's schema, in place.",
+        discussion: """
+        The read commands open databases read-only, so they refuse an older schema; this runs the \
+        numbered migrations of schema/ in one transaction. Nothing is lost: every run, row and \
+        summary reads back as before (an interrupted migration changes nothing). `record` into \
+        the database migrates it too.
+
+        Example:
+          gatescope migrate old.db
+        """
+    )
+
+    @Argument(help: "The GateScope SQLite database (opened read-write).")
+    var db: String
+
+    func run() throws {
+        try runReadCommand("migrate") {
+            let (from, to) = try Schema.upgrade(path: db)
+            print(from == to ? "\(db): schema version \(to), nothing to do" : "\(db): schema version \(from) -> \(to)")
+        }
+    }
+}
