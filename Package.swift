@@ -7,6 +7,7 @@ import PackageDescription
 //   GateScopeEngine         Keras-exact forward pass, gate observer; no I/O, no storage
 //   GateScopeKeras          .keras / legacy .h5 import into engine models
 //   GateScopeONNX           .onnx import into the same engine graph (protobuf code generated, committed)
+//   GateScopeTorch          PyTorch state dicts (.pt via a restricted unpickler, .safetensors): nn.LSTM/GRU/RNN
 //   GateScopeInput          sequence readers (.npy .npz .jsonl .csv .txt) and .npy writer
 //   GateScopeStore          SQLite wrapper, schema, recorder, stats, export, named queries
 //   GateScopePlot           SVG rendering of plot data (no storage)
@@ -41,6 +42,9 @@ let package = Package(
         .target(name: "GateScopeONNX", dependencies: [
             "GateScopeEngine", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["Proto/onnx_subset.proto"]),
+        .target(name: "GateScopeTorch", dependencies: [
+            "GateScopeEngine", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ]),
         .target(name: "GateScopeInput", dependencies: [
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             .product(name: "CSV", package: "CSV.swift"),
@@ -55,7 +59,7 @@ let package = Package(
         ),
         .target(name: "GateScopePlot"),
         .executableTarget(name: "gatescope", dependencies: [
-            "GateScopeEngine", "GateScopeKeras", "GateScopeONNX", "GateScopeInput", "GateScopeStore", "GateScopePlot",
+            "GateScopeEngine", "GateScopeKeras", "GateScopeONNX", "GateScopeTorch", "GateScopeInput", "GateScopeStore", "GateScopePlot",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -6,11 +6,11 @@ import GateScopeKeras
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Show a Keras model's format, Keras version, layers, shapes, activations and parameter counts.",
+        abstract: "Show a model's format, producer, layers, shapes, activations and parameter counts.",
         discussion: """
-        Loads a Keras 3 .keras file or a legacy Keras 2/3 .h5 file exactly as the other commands do, \
-        so an unsupported layer or a damaged file is reported here with the same one-line error. \
-        The format is detected from the file's content, not its extension.
+        Loads a Keras 3 .keras file or a legacy Keras 2/3 .h5 file (detected from the content), an \
+        .onnx graph, or a PyTorch state dict (.pt, .safetensors) exactly as the other commands do, \
+        so an unsupported layer or a damaged file is reported here with the same one-line error.
 
         Examples:
           gatescope inspect model.keras
@@ -18,8 +18,10 @@ struct InspectCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: "The model: a Keras 3 .keras file, a legacy .h5 file or an .onnx file.")
+    @Argument(help: "The model: .keras or legacy .h5 (Keras), .onnx, or a PyTorch state dict (.pt, .safetensors).")
     var model: String
+
+    @OptionGroup var modelOptions: ModelOptions
 
     @Flag(help: "Print JSON for machines instead of the table.")
     var json = false
@@ -27,7 +29,7 @@ struct InspectCommand: ParsableCommand {
     func run() throws {
         let summary: ModelSummary
         do {
-            summary = try ModelFiles.inspect(model)
+            summary = try ModelFiles.inspect(model, module: modelOptions.module)
         } catch {
             FileHandle.standardError.write(Data("gatescope inspect: \(error)\n".utf8))
             throw ExitCode.failure
@@ -47,6 +49,8 @@ struct InspectCommand: ParsableCommand {
         var out: String
         if s.format == "onnx" {
             out = "\(path): ONNX model, producer \(s.kerasVersion.isEmpty ? "not recorded" : s.kerasVersion)\n"
+        } else if s.format == "pytorch" || s.format == "safetensors" {
+            out = "\(path): PyTorch state dict (\(s.kerasVersion)); read without running code from the file\n"
         } else {
             let format = s.format == "keras" ? "Keras 3 archive (.keras)" : "legacy HDF5 (.h5)"
             out = "\(path): \(format), Keras \(s.kerasVersion.isEmpty ? "version unknown" : s.kerasVersion)"

@@ -30,8 +30,10 @@ struct PredictCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: "The model: a Keras 3 .keras file or a legacy .h5 file.")
+    @Argument(help: "The model: .keras or legacy .h5 (Keras), .onnx, or a PyTorch state dict (.pt, .safetensors).")
     var model: String
+
+    @OptionGroup var modelOptions: ModelOptions
 
     @Argument(help: "The input: an .npy array, or an .npz with one array per model input.")
     var input: String
@@ -48,17 +50,24 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let model = try ModelFiles.load(model)
+            let model = try ModelFiles.load(model, module: modelOptions.module)
             let arrays: [NPYArray]
+            var lengths: [Int]? = nil
             if input.lowercased().hasSuffix(".npz") {
-                arrays = try Self.inputs(model, npz: try NPZ.read(path: input), name: input)
+                var npz = try NPZ.read(path: input)
+                // `lengths` (when no input has that name): the first input's sequence lengths.
+                if let l = npz["lengths"], !model.graph.inputs.contains(where: { $0.name == "lengths" }) {
+                    lengths = try l.int64s().map { Int($0) }
+                    npz["lengths"] = nil
+                }
+                arrays = try Self.inputs(model, npz: npz, name: input)
             } else {
                 guard model.graph.inputs.count == 1 else {
                     throw EngineError.badInput("\(input): model '\(model.name)' has \(model.graph.inputs.count) inputs (\(model.graph.inputs.map(\.name).joined(separator: ", "))); give an .npz with one array per input")
                 }
                 arrays = [try NPY.read(path: input)]
             }
-            let ys = try Self.predict(model, arrays, batchSize: batchSize, name: input)
+            let ys = try Self.predict(model, arrays, lengths: lengths, batchSize: batchSize, name: input)
             let names = model.graph.outputs.map(\.name)
             if let output {
                 if output.lowercased().hasSuffix(".npz") {
@@ -97,7 +106,7 @@ struct PredictCommand: ParsableCommand {
     }
 
     /// Runs `model` over every sequence of `arrays` (one per input) in batches and stacks each output.
-    static func predict(_ model: Model, _ arrays: [NPYArray], batchSize: Int, name: String) throws -> [Tensor] {
+    static func predict(_ model: Model, _ arrays: [NPYArray], lengths: [Int]? = nil, batchSize: Int, name: String) throws -> [Tensor] {
         var tensors: [(shape: [Int], values: [Float], dtype: DType)] = []
         for ((input, info), file) in zip(model.inputs, arrays) {
             // The framework's own layout may put the batch elsewhere (ONNX time-major inputs).
@@ -133,6 +142,9 @@ struct PredictCommand: ParsableCommand {
             }
         }
         let n = tensors[0].shape[0]
+        if let lengths, lengths.count != n {
+            throw EngineError.badInput("\(name): lengths has \(lengths.count) values for \(n) sequences")
+        }
         for (k, t) in tensors.enumerated() where t.shape[0] != n {
             throw EngineError.badInput("\(name): input '\(model.graph.inputs[k].name)' has \(t.shape[0]) sequences, input '\(model.graph.inputs[0].name)' \(n)")
         }
@@ -145,7 +157,8 @@ struct PredictCommand: ParsableCommand {
                 let per = t.shape.dropFirst().reduce(1, *)
                 return Tensor(shape: [m] + t.shape.dropFirst(), values: Array(t.values[(start * per)..<((start + m) * per)]), dtype: t.dtype)
             }
-            let ys = try model.run(batch)
+            let batchLengths: [[Int]?]? = lengths.map { l in [Array(l[start..<(start + m)])] + Array(repeating: nil, count: batch.count - 1) }
+            let ys = try model.run(batch, lengths: batchLengths)
             for (k, y) in ys.enumerated() {
                 outs[k] += y.values
                 outShapes[k] = [n] + y.shape.dropFirst()

@@ -35,8 +35,10 @@ struct RecordCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: "The model: a Keras 3 .keras file or a legacy .h5 file.")
+    @Argument(help: "The model: .keras or legacy .h5 (Keras), .onnx, or a PyTorch state dict (.pt, .safetensors).")
     var model: String
+
+    @OptionGroup var modelOptions: ModelOptions
 
     @Argument(help: "The input sequences: .npy, .npz, .jsonl, .csv or .txt.")
     var input: String
@@ -92,7 +94,7 @@ struct RecordCommand: ParsableCommand {
         stop.trapInterrupts()
         let result: RecordResult
         do {
-            let loaded = try ModelFiles.load(model)
+            let loaded = try ModelFiles.load(model, module: modelOptions.module)
             result = try Recorder.record(model: loaded, modelPath: model, inputPath: input, databasePath: db,
                                          options: options, stop: stop, progress: printer.update)
             printer.finish()

@@ -24,6 +24,13 @@ import Testing
     static var modelFiles: [String] {
         files(in: "graph", names: ["model.keras", "model.h5"])
             + files(in: "torch", names: ["model.onnx"]).filter { !$0.contains("onnx_bad_op") }
+            + files(in: "torch", names: ["model.pt", "model.safetensors"])
+    }
+
+    /// `--module NAME` for a state dict that holds several recurrent modules (from meta.json).
+    static func moduleArguments(_ meta: [String: Any]) -> [String] {
+        guard meta["modules"] != nil, let m = meta["module"] as? String else { return [] }
+        return ["--module", m]
     }
 
     @Test func fixturesArePresent() {
@@ -45,7 +52,7 @@ import Testing
     }
 
     @Test(arguments: modelFiles)
-    func recordedGatesEqualKeras(_ file: String) throws {
+    func recordedGatesEqualReferences(_ file: String) throws {
         let parts = file.split(separator: "/").map(String.init)
         let caseDir = Self.fixtures.appendingPathComponent(parts[0]).appendingPathComponent(parts[1])
         let tmp = try GateScopeCLI.tempDir("graphrec")
@@ -53,12 +60,12 @@ import Testing
         let db = tmp + "/g.db"
         // Batches of 2 pad the 3 sequences differently than Keras's single batch did. (An ONNX
         // graph with a constant initial state fixes its batch size, so those run in one batch.)
-        let batch = parts[0] == "graph" ? ["--batch-size", "2"] : []
+        let meta = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: caseDir.appendingPathComponent("meta.json"))) as? [String: Any])
+        let batch = parts[0] == "graph" || !parts[2].hasSuffix(".onnx") ? ["--batch-size", "2"] : []
         let rec = try GateScopeCLI.run(["record", caseDir.appendingPathComponent(parts[2]).path,
-                                        caseDir.appendingPathComponent("inputs.npz").path, "--db", db] + batch)
+                                        caseDir.appendingPathComponent("inputs.npz").path, "--db", db] + batch + Self.moduleArguments(meta))
         try #require(rec.status == 0, Comment(rawValue: "\(file): record failed: \(rec.message)"))
 
-        let meta = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: caseDir.appendingPathComponent("meta.json"))) as? [String: Any])
         let expected = try NPZ.read(path: caseDir.appendingPathComponent("expected.npz").path)
         let halves = try #require(meta["recurrent"] as? [[String: Any]])
         var totalRows = 0
@@ -134,6 +141,66 @@ import Testing
             }
             #expect(worst <= 1, "\(file): \(name) worst |a-b|/(2e-5+1e-4|b|) = \(worst) at flat index \(at): \(x[at]) vs \(y[at])")
         }
+    }
+
+    /// `predict` on every PyTorch state dict equals the torch module's own output, h_n and c_n.
+    @Test(arguments: files(in: "torch", names: ["model.pt", "model.safetensors"]))
+    func stateDictPredictEqualsTorch(_ file: String) throws {
+        let parts = file.split(separator: "/").map(String.init)
+        let caseDir = Self.fixtures.appendingPathComponent(parts[0]).appendingPathComponent(parts[1])
+        let tmp = try GateScopeCLI.tempDir("sdpredict")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let meta = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: caseDir.appendingPathComponent("meta.json"))) as? [String: Any])
+        let out = try GateScopeCLI.run(["predict", caseDir.appendingPathComponent(parts[2]).path,
+                                        caseDir.appendingPathComponent("inputs.npz").path, "-o", tmp + "/y.npz"] + Self.moduleArguments(meta))
+        try #require(out.status == 0, Comment(rawValue: "\(file): \(out.message)"))
+        let got = try NPZ.read(path: tmp + "/y.npz")
+        let expected = try NPZ.read(path: caseDir.appendingPathComponent("expected.npz").path)
+        let names = try #require(meta["outputs"] as? [String])
+        #expect(Set(got.keys) == Set(names), "\(file): outputs \(got.keys.sorted())")
+        for name in names {
+            let a = try #require(got[name]), b = try #require(expected["y__\(name)"])
+            #expect(a.shape == b.shape, "\(file): \(name) shape \(a.shape) vs torch \(b.shape)")
+            guard a.shape == b.shape else { continue }
+            let x = try a.floats(), y = try b.floats()
+            var worst = 0.0
+            for (g, e) in zip(x, y) {
+                let want = Double(e), diff = abs(Double(g) - want)
+                worst = max(worst, diff / (2e-5 + 1e-4 * abs(want)))
+            }
+            #expect(worst <= 1, "\(file): \(name) worst |a-b|/(2e-5+1e-4|b|) = \(worst)")
+        }
+    }
+
+    /// Hostile or unsupported torch files are refused in one line, and nothing in them runs.
+    @Test(arguments: [
+        ("os_system.pt", "refused: the pickle names global os.system, which a state dict never needs (only OrderedDict, tensors and storages are read; nothing from the file is run)"),
+        ("eval_global.pt", "refused: the pickle names global builtins.eval, which a state dict never needs (only OrderedDict, tensors and storages are read; nothing from the file is run)"),
+        ("legacy.pt", "legacy (non-zip) torch.save format is not supported; re-save it with torch.save(model.state_dict(), path) from torch 1.6 or later"),
+        ("not_torch.pt", "not a torch.save zip or a .safetensors file"),
+    ])
+    func hostileTorchFilesAreRefused(_ name: String, _ message: String) throws {
+        let marker = "/tmp/gatescope-pwned"
+        try? FileManager.default.removeItem(atPath: marker)
+        let path = Self.fixtures.appendingPathComponent("torch/bad/\(name)").path
+        for command in ["inspect", "predict"] {
+            let args = command == "inspect" ? [command, path] : [command, path, Self.fixtures.appendingPathComponent("torch/sd_gru/inputs.npz").path]
+            let out = try GateScopeCLI.run(args)
+            #expect(out.status == 1 && !out.signaled)
+            #expect(out.message == "gatescope \(command): \(path): \(message)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: marker), "the pickle's code ran")
+    }
+
+    /// A file with two recurrent modules needs --module, and says which there are.
+    @Test func severalModulesNeedModule() throws {
+        let path = Self.fixtures.appendingPathComponent("torch/sd_two_modules/model.pt").path
+        let out = try GateScopeCLI.run(["inspect", path])
+        #expect(out.status == 1)
+        #expect(out.message == "gatescope inspect: \(path): the file holds several recurrent modules (dec, enc); pick one with --module NAME")
+        let wrong = try GateScopeCLI.run(["inspect", path, "--module", "nope"])
+        #expect(wrong.message == "gatescope inspect: \(path): no recurrent module 'nope' (modules: dec, enc)")
+        #expect(try GateScopeCLI.run(["inspect", path, "--module", "enc"]).status == 0)
     }
 
     /// An op GateScope does not implement is refused in one line naming the node and op type.

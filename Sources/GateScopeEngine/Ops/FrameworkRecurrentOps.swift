@@ -69,7 +69,7 @@ public struct FrameworkRecurrentOp: Op {
         if hasInitialC {
             guard inputs[k].shape == [d, u] else { throw incompatible("initial c must be (None, \(d), \(u)), got \(shapeText([nil] + inputs[k].shape))") }
         }
-        let y = TensorInfo(shape: [x.shape[0], d, out], time: x.time)
+        let y = TensorInfo(shape: [x.shape[0], d, out], masked: x.masked || hasLengths, time: x.time)
         let states = [TensorInfo(shape: [d, out])] + (cell.kind == .lstm ? [TensorInfo(shape: [d, u])] : [])
         return [y] + states
     }
@@ -132,9 +132,62 @@ public struct FrameworkRecurrentOp: Op {
                 if cell.kind == .lstm { for j in 0..<u { cn[(b * d + di) * u + j] = r.states[1][b * u + j] } }
             }
         }
-        var outs = [Output(Tensor(shape: [batch, time, d, out], values: y), mask: nil),
+        // The steps that were computed travel on as the output's mask (a next layer skips the rest).
+        var outs = [Output(Tensor(shape: [batch, time, d, out], values: y), mask: mask),
                     Output(Tensor(shape: [batch, d, out], values: hn))]
         if cell.kind == .lstm { outs.append(Output(Tensor(shape: [batch, d, u], values: cn))) }
         return outs
+    }
+}
+
+/// `[batch, time, directions, size]` -> `[batch, time, directions*size]` (forward then backward
+/// per step, as PyTorch concatenates them), keeping the mask: what feeds a stacked layer.
+public struct MergeDirectionsOp: Op {
+    public init() {}
+    public var className: String { "(directions concatenated)" }
+    public var lengthSafe: Bool { true }
+
+    public func infer(_ inputs: [TensorInfo]) throws -> [TensorInfo] {
+        guard let x = inputs.first, inputs.count == 1, x.rank == 3, let d = x.shape[1], let h = x.shape[2] else {
+            throw incompatible("needs one (None, time, directions, size) input")
+        }
+        return [TensorInfo(shape: [x.shape[0], d * h], masked: x.masked, time: x.time)]
+    }
+
+    public func run(_ inputs: [Tensor], masks: [[Bool]?], context: OpContext) throws -> [Output] {
+        let x = inputs[0]
+        return [Output(Tensor(shape: [x.shape[0], x.shape[1], x.shape[2] * x.shape[3]], values: x.values), mask: masks[0])]
+    }
+}
+
+/// Final states of stacked layers side by side: `[batch, directions, size]` each ->
+/// `[batch, layers*directions, size]` (PyTorch's h_n / c_n order, batch first). No time axis,
+/// so sequences of any lengths may share a batch.
+public struct StackStatesOp: Op {
+    public init() {}
+    public var className: String { "(states stacked)" }
+    public var lengthSafe: Bool { true }
+
+    public func infer(_ inputs: [TensorInfo]) throws -> [TensorInfo] {
+        guard let first = inputs.first, first.rank == 2, inputs.allSatisfy({ $0.rank == 2 && $0.shape[1] == first.shape[1] }) else {
+            throw incompatible("needs (None, directions, size) states of one size")
+        }
+        let rows = inputs.reduce(0) { $0 + ($1.shape[0] ?? 0) }
+        return [TensorInfo(shape: [rows, first.shape[1]])]
+    }
+
+    public func run(_ inputs: [Tensor], masks: [[Bool]?], context: OpContext) throws -> [Output] {
+        let batch = inputs[0].shape[0], size = inputs[0].shape[2]
+        let rows = inputs.reduce(0) { $0 + $1.shape[1] }
+        var out = [Float](repeating: 0, count: batch * rows * size)
+        for b in 0..<batch {
+            var r = 0
+            for t in inputs {
+                let d = t.shape[1]
+                for k in 0..<d { for j in 0..<size { out[(b * rows + r + k) * size + j] = t.values[(b * d + k) * size + j] } }
+                r += d
+            }
+        }
+        return [Output(Tensor(shape: [batch, rows, size], values: out))]
     }
 }
