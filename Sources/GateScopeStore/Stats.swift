@@ -245,21 +245,24 @@ public enum Stats {
         var gate: Gate
     }
 
-    /// Exact counts below/above the gate's thresholds, plus Welford moments when asked.
+    /// Exact counts below/above the gate's thresholds, plus the exact sums of the moments when
+    /// asked (the same order-independent sums the summaries keep, so a scan equals them bit for bit).
     struct Accumulator {
         var n: Int64 = 0
         var below: Int64 = 0
         var above: Int64 = 0
-        var mean = 0.0
-        var m2 = 0.0
+        var sums: ExactSums? = nil
         var min = Double.infinity
         var max = -Double.infinity
+        var mean: Double { sums?.moments(n: n).mean ?? 0 }
+        var m2: Double { sums?.moments(n: n).m2 ?? 0 }
 
-        /// Adds the counts and moments of another part of the rows (Chan et al.'s formula).
+        /// Adds the counts and sums of another part of the rows.
         mutating func merge(_ other: Accumulator) {
             guard other.n > 0 else { return }
             guard n > 0 else { self = other; return }
-            (n, mean, m2) = GateSummary.mergeMoments((n, mean, m2), (other.n, other.mean, other.m2))
+            n += other.n
+            if let o = other.sums { sums = sums.map { var s = $0; s.merge(o); return s } ?? o }
             below += other.below
             above += other.above
             min = Swift.min(min, other.min)
@@ -394,9 +397,8 @@ public enum Stats {
                         if v < leftT[k] { a.pointee.below += 1 }
                         if v > rightT[k] { a.pointee.above += 1 }
                         if moments {
-                            let delta = v - a.pointee.mean
-                            a.pointee.mean += delta / Double(a.pointee.n)
-                            a.pointee.m2 += delta * (v - a.pointee.mean)
+                            if a.pointee.sums == nil { a.pointee.sums = ExactSums() }
+                            a.pointee.sums!.add(Float(v))
                             if v < a.pointee.min { a.pointee.min = v }
                             if v > a.pointee.max { a.pointee.max = v }
                         }

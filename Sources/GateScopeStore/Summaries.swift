@@ -65,15 +65,26 @@ public struct Gate: RawRepresentable, Hashable, Sendable, Codable, CaseIterable,
 /// The histogram has bins of width 1/1000 between edges `e_k = Double(lo + k) / 1000.0`
 /// (`lo` = `grid.lowerBound`), plus underflow and overflow; values exactly on an edge are also
 /// counted in `edgeEqual`, so `countBelow`/`countAbove` are exact for any threshold on the grid.
-/// `std` is the population standard deviation `sqrt(m2 / n)`.
+/// `std` is the population standard deviation `sqrt(m2 / n)`. The moments come from `ExactSums`,
+/// so they do not depend on the order of the values (runs recorded before schema version 5 keep
+/// the Welford moments they stored).
 public struct GateSummary: Equatable, Sendable {
     public let gate: Gate
     /// Number of values.
     public var n: Int64 = 0
-    /// Running mean (Welford).
-    public var mean: Double = 0
+    /// Exact, order-independent Σx and Σx².
+    public var sums = ExactSums()
+    /// Moments stored by an older release without sums (Welford), used instead of `sums`.
+    public var storedMoments: StoredMoments?
+    /// Mean and m2 as an older release stored them.
+    public struct StoredMoments: Equatable, Sendable {
+        public var mean: Double
+        public var m2: Double
+    }
+    /// The mean (NaN-free: 0 when empty).
+    public var mean: Double { storedMoments?.mean ?? sums.moments(n: n).mean }
     /// Sum of squared deviations from the mean.
-    public var m2: Double = 0
+    public var m2: Double { storedMoments?.m2 ?? sums.moments(n: n).m2 }
     /// Smallest and largest value (+inf / -inf while empty).
     public var min: Double = .infinity
     public var max: Double = -.infinity
@@ -103,9 +114,8 @@ public struct GateSummary: Equatable, Sendable {
     /// Adds one value.
     public mutating func add(_ v: Double) {
         n += 1
-        let delta = v - mean
-        mean += delta / Double(n)
-        m2 += delta * (v - mean)
+        // Recorded values are Float32s stored as Double: converting back is exact.
+        sums.add(Float(v))
         if v < min { min = v }
         if v > max { max = v }
         guard let grid = gate.grid else { return }
@@ -130,7 +140,12 @@ public struct GateSummary: Equatable, Sendable {
         precondition(other.gate == gate, "cannot merge \(other.gate) into \(gate)")
         guard other.n > 0 else { return }
         guard n > 0 else { self = other; return }
-        (n, mean, m2) = Self.mergeMoments((n, mean, m2), (other.n, other.mean, other.m2))
+        if storedMoments != nil || other.storedMoments != nil {
+            let (_, mean, m2) = Self.mergeMoments((n, self.mean, self.m2), (other.n, other.mean, other.m2))
+            storedMoments = StoredMoments(mean: mean, m2: m2)
+        }
+        n += other.n
+        sums.merge(other.sums)
         min = Swift.min(min, other.min)
         max = Swift.max(max, other.max)
         if histogram != nil, let o = other.histogram {
@@ -182,11 +197,17 @@ public struct GateSummary: Equatable, Sendable {
 
     /// Rebuilds a summary from a `unit_summaries` row; throws if the blob or JSON is malformed.
     public init(gate: Gate, n: Int64, mean: Double?, m2: Double?, min: Double?, max: Double?,
-                histogram: Data?, edgeEqual: String?) throws {
+                histogram: Data?, edgeEqual: String?, sums: Data? = nil) throws {
         self.init(gate: gate)
         self.n = n
-        self.mean = mean ?? 0
-        self.m2 = m2 ?? 0
+        if let sums {
+            guard let decoded = ExactSums(encoded: sums) else {
+                throw DatabaseError(code: SQLITE_CORRUPT, message: "unit_summaries: sums of gate \(gate) is malformed (\(sums.count) bytes)")
+            }
+            self.sums = decoded
+        } else {
+            storedMoments = StoredMoments(mean: mean ?? 0, m2: m2 ?? 0)
+        }
         self.min = min ?? .infinity
         self.max = max ?? -.infinity
         guard gate.grid != nil else { return }
@@ -215,7 +236,7 @@ public struct GateSummary: Equatable, Sendable {
     /// The summaries of one run: (layer_id, unit) -> gate -> summary. Empty when the run has none.
     public static func load(from db: Database, runID: Int64) throws -> [UnitKey: [Gate: GateSummary]] {
         let rows = try db.query("""
-            SELECT layer_id, unit, gate, n, mean, m2, min, max, hist, edge_eq
+            SELECT layer_id, unit, gate, n, mean, m2, min, max, hist, edge_eq, sums
             FROM unit_summaries WHERE run_id = ?
             """, [runID])
         var out: [UnitKey: [Gate: GateSummary]] = [:]
@@ -226,7 +247,7 @@ public struct GateSummary: Equatable, Sendable {
             func opt(_ k: Int) -> Double? { st.isNull(at: k) ? nil : st.double(at: k) }
             out[key, default: [:]][gate] = try GateSummary(
                 gate: gate, n: st.int64(at: 3), mean: opt(4), m2: opt(5), min: opt(6), max: opt(7),
-                histogram: st.data(at: 8), edgeEqual: st.string(at: 9))
+                histogram: st.data(at: 8), edgeEqual: st.string(at: 9), sums: st.isNull(at: 10) ? nil : st.data(at: 10))
         }
         return out
     }
@@ -293,8 +314,7 @@ final class SummaryAccumulator {
     let gridLow: UnsafeMutablePointer<Int>      // [layer * maxWidth + gate]: 0 or -1000
     let n: UnsafeMutablePointer<Int64>          // [layer unit slot]
     let slotBase: [Int]                         // first unit slot of each layer
-    let mean: UnsafeMutablePointer<Double>      // [value slot]
-    let m2: UnsafeMutablePointer<Double>
+    let sums: UnsafeMutablePointer<Int64>       // [value slot * ExactSums.width]
     let minV: UnsafeMutablePointer<Double>
     let maxV: UnsafeMutablePointer<Double>
     let hist: UnsafeMutablePointer<Int64>
@@ -339,8 +359,7 @@ final class SummaryAccumulator {
         }
         slotBase = bases
         n = buffer(slots, 0)
-        mean = buffer(values, 0)
-        m2 = buffer(values, 0)
+        sums = buffer(values * ExactSums.width, 0)
         minV = buffer(values, .infinity)
         maxV = buffer(values, -.infinity)
         hist = buffer(histTotal, 0)
@@ -373,7 +392,6 @@ final class SummaryAccumulator {
     func add(layer li: Int, unit: Int, _ values: UnsafePointer<Float>) {
         let slot = slotBase[li] + unit
         n[slot] += 1
-        let count = Double(n[slot])
         let w = width[li]
         let vBase = valueBase[li] + unit * w
         let hBase = histBase[li] + unit * histStride[li]
@@ -381,9 +399,7 @@ final class SummaryAccumulator {
         for gate in 0..<w {
             let v = Double(values[gate])
             let at = vBase + gate
-            let delta = v - mean[at]
-            mean[at] += delta / count
-            m2[at] += delta * (v - mean[at])
+            ExactSums.add(values[gate], into: sums + at * ExactSums.width)
             if v < minV[at] { minV[at] = v }
             if v > maxV[at] { maxV[at] = v }
             let offset = histOffset[tables + gate]
@@ -402,8 +418,7 @@ final class SummaryAccumulator {
         var s = GateSummary(gate: gate)
         let at = valueBase[li] + unit * width[li] + g
         s.n = n[slotBase[li] + unit]
-        s.mean = mean[at]
-        s.m2 = m2[at]
+        s.sums = ExactSums(copying: sums + at * ExactSums.width)
         s.min = minV[at]
         s.max = maxV[at]
         let offset = histOffset[li * Self.maxWidth + g]
@@ -418,8 +433,8 @@ final class SummaryAccumulator {
     /// Writes every (layer, unit, gate) summary of the run.
     func write(to db: Database, runID: Int64) throws {
         let insert = try db.prepare("""
-            INSERT INTO unit_summaries (run_id, layer_id, unit, gate, n, mean, m2, min, max, hist, edge_eq)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO unit_summaries (run_id, layer_id, unit, gate, n, mean, m2, min, max, hist, edge_eq, sums)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         for (li, layerID) in layerIDs.enumerated() {
             for unit in 0..<units[li] {
@@ -429,7 +444,7 @@ final class SummaryAccumulator {
                     try insert.bind([runID, layerID, unit, gate.rawValue, s.n,
                                      empty ? nil : s.mean, empty ? nil : s.m2,
                                      empty ? nil : s.min, empty ? nil : s.max,
-                                     s.encodedHistogram(), s.encodedEdgeEqual()] as [SQLiteBindable?])
+                                     s.encodedHistogram(), s.encodedEdgeEqual(), s.sums.encoded()] as [SQLiteBindable?])
                     try insert.run()
                 }
             }

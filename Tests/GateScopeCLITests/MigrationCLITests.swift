@@ -27,13 +27,13 @@ import Testing
 
         let before = try GateScopeCLI.run(["stats", db])
         #expect(before.status == 1)
-        #expect(before.message == "gatescope stats: '\(db)' has schema version 1, this gatescope reads 4: upgrade it in place with `gatescope migrate \(db)` (nothing is lost)")
+        #expect(before.message == "gatescope stats: '\(db)' has schema version 1, this gatescope reads 5: upgrade it in place with `gatescope migrate \(db)` (nothing is lost)")
 
         let migrate = try GateScopeCLI.run(["migrate", db])
         #expect(migrate.status == 0, Comment(rawValue: migrate.message))
-        #expect(migrate.stdout == "\(db): schema version 1 -> 4\n")
+        #expect(migrate.stdout == "\(db): schema version 1 -> 5\n")
         let again = try GateScopeCLI.run(["migrate", db])
-        #expect(again.stdout == "\(db): schema version 4, nothing to do\n")
+        #expect(again.stdout == "\(db): schema version 5, nothing to do\n")
 
         for (file, args) in Self.reads {
             let out = try GateScopeCLI.run(args.map { $0 == "DB" ? db : $0 })

@@ -81,9 +81,9 @@ private func makeDatabase(in dir: URL) throws -> String {
             guard run == 1 else { continue }
             for (key, s) in summaries {
                 let parts = key.split(separator: " ")
-                try db.run("INSERT INTO unit_summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                try db.run("INSERT INTO unit_summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            run, Int(parts[0])!, Int(parts[1])!, String(parts[2]), s.n, s.mean, s.m2, s.min, s.max,
-                           s.encodedHistogram(), s.encodedEdgeEqual())
+                           s.encodedHistogram(), s.encodedEdgeEqual(), s.sums.encoded())
             }
         }
         try db.run("UPDATE runs SET recorded_sequences = 2, recorded_steps = ?", seq0Length + seq1Length)

@@ -153,7 +153,7 @@ enum QueryFixtureDB {
         try db.run("UPDATE runs SET recorded_sequences = ?, recorded_steps = ?, row_count = ? WHERE run_id = ?",
                    batch, steps, rows, runID)
         if status == "complete" {
-            let insert = try db.prepare("INSERT INTO unit_summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            let insert = try db.prepare("INSERT INTO unit_summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
             for layer in layers {
                 for u in 0..<layer.units {
                     for gate in Gate.of(.lstm) {
@@ -162,7 +162,7 @@ enum QueryFixtureDB {
                         let empty = s.n == 0
                         try insert.bind([runID, layer.layerID, u, gate.rawValue, s.n,
                                          empty ? nil : s.mean, empty ? nil : s.m2, empty ? nil : s.min, empty ? nil : s.max,
-                                         s.encodedHistogram(), s.encodedEdgeEqual()] as [SQLiteBindable?])
+                                         s.encodedHistogram(), s.encodedEdgeEqual(), s.sums.encoded()] as [SQLiteBindable?])
                         try insert.run()
                     }
                 }

@@ -78,10 +78,14 @@ import Testing
         #expect(s.countBelow(0.0005) == nil)  // off the grid
         #expect(s.countBelow(Double(grid.upperBound) / 1000 + 0.001) == nil)  // outside the range
 
-        // The blob and JSON round-trip.
+        // The blobs and JSON round-trip.
         let back = try GateSummary(gate: gate, n: s.n, mean: s.mean, m2: s.m2, min: s.min, max: s.max,
-                                   histogram: s.encodedHistogram(), edgeEqual: s.encodedEdgeEqual())
+                                   histogram: s.encodedHistogram(), edgeEqual: s.encodedEdgeEqual(), sums: s.sums.encoded())
         #expect(back == s)
+        // A summary of an older release (no sums) keeps the moments it stored.
+        let old = try GateSummary(gate: gate, n: s.n, mean: 0.25, m2: 7, min: s.min, max: s.max,
+                                  histogram: s.encodedHistogram(), edgeEqual: s.encodedEdgeEqual())
+        #expect(old.mean == 0.25 && old.m2 == 7)
         #expect(s.encodedHistogram()!.count == (grid.count - 1 + 2) * 8)
         #expect(s.edgeEqual[0 - grid.lowerBound] != nil)  // exact 0.0 values are on edge e_k with k = -lo
     }
@@ -127,6 +131,26 @@ import Testing
                 }
             }
         }
+    }
+
+    /// The moments do not depend on the order of the values, and parts combine bit for bit.
+    @Test func exactSumsAreOrderIndependent() {
+        var rng = SplitMix(5)
+        let values: [Float] = (0..<20_000).map { k in k % 97 == 0 ? [0, 1, -1, 1e-30, 1e30][k % 5] : rng.float(3) }
+        var forward = GateSummary(gate: .c), backward = GateSummary(gate: .c)
+        for v in values { forward.add(Double(v)) }
+        for v in values.reversed() { backward.add(Double(v)) }
+        #expect(forward.mean == backward.mean && forward.m2 == backward.m2)
+        var a = GateSummary(gate: .c), b = GateSummary(gate: .c)
+        for v in values[..<7_777] { a.add(Double(v)) }
+        for v in values[7_777...] { b.add(Double(v)) }
+        a.merge(b)
+        #expect(a.mean == forward.mean && a.m2 == forward.m2 && a.n == forward.n)
+        // Against float64 two-pass moments: the same to the last few bits.
+        let mean = values.reduce(0.0) { $0 + Double($1) } / Double(values.count)
+        let m2 = values.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) }
+        #expect(abs(forward.mean - mean) <= 1e-12 * max(1, abs(mean)))
+        #expect(abs(forward.m2 - m2) <= 1e-10 * m2)
     }
 
     @Test func malformedBlobsAreErrors() {
