@@ -161,7 +161,11 @@ final class Session {
     let summaries: SummaryAccumulator
 
     var runID: Int64 = 0
-    /// First sequence this invocation writes (> 0 when resuming).
+    /// Index of the run's first sequence in the whole input (a shard's start, else 0).
+    var firstSequence = 0
+    /// Sequences in the whole input, when the run is a shard.
+    var inputSequences: Int?
+    /// First sequence this invocation writes (> firstSequence when resuming).
     var startSequence = 0
     var committedSequences = 0
     var committedSteps: Int64 = 0
@@ -192,10 +196,11 @@ final class Session {
         try db.transaction {
             try db.run("""
                 INSERT INTO runs (name, model_path, model_sha256, model_format, keras_version, producer, input_path, input_sha256,
-                                  status, created_at, tool_version, params, sequence_count)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)
+                                  status, created_at, tool_version, params, sequence_count, shard_index, shard_count, input_sequences)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)
                 """, options.name, modelPath, modelSHA, model.format, model.kerasVersion.isEmpty ? nil : model.kerasVersion,
-                model.producer.isEmpty ? nil : model.producer, inputPath, inputSHA, utcNow(), options.toolVersion, options.paramsJSON, total)
+                model.producer.isEmpty ? nil : model.producer, inputPath, inputSHA, utcNow(), options.toolVersion, options.paramsJSON, total,
+                options.shard?.index, options.shard?.count, inputSequences ?? total)
             runID = db.lastInsertRowID
             let insert = try db.prepare("""
                 INSERT INTO layers (run_id, layer_id, name, direction, units, input_dim, activation, recurrent_activation,
@@ -229,19 +234,20 @@ final class Session {
                   let count = row[0].int64Value, let maxID = row[1].int64Value, let steps = row[2].int64Value else {
                 throw DatabaseError(message: "cannot read the sequences of run \(runID)")
             }
-            guard maxID + 1 == count else {
-                throw DatabaseError(code: SQLITE_CORRUPT, message: "run \(runID) has \(count) sequences but ids up to \(maxID); cannot resume it")
+            let first = Int64(firstSequence)
+            guard count == 0 || maxID + 1 - first == count else {
+                throw DatabaseError(code: SQLITE_CORRUPT, message: "run \(runID) has \(count) sequences but ids \(first) to \(maxID); cannot resume it")
             }
             // Whole-sequence commits leave no partial rows; this only removes rows a foreign writer left.
             for cell in Set(cells) {
-                try db.run("DELETE FROM \(cell.table) WHERE run_id = ? AND seq_id >= ?", runID, count)
+                try db.run("DELETE FROM \(cell.table) WHERE run_id = ? AND seq_id >= ?", runID, first + count)
             }
-            try db.run("DELETE FROM tokens WHERE run_id = ? AND seq_id >= ?", runID, count)
+            try db.run("DELETE FROM tokens WHERE run_id = ? AND seq_id >= ?", runID, first + count)
             try db.run("DELETE FROM unit_summaries WHERE run_id = ?", runID)
             committedSequences = Int(count)
             committedSteps = steps
             committedRows = try rebuildSummaries()
-            startSequence = Int(count)
+            startSequence = firstSequence + Int(count)
             try db.run("""
                 UPDATE runs SET status = 'running', error = NULL, finished_at = NULL,
                        recorded_sequences = ?, recorded_steps = ?, row_count = ?, sequence_count = ?
@@ -337,7 +343,7 @@ final class Session {
 
         func report() {
             progress?(RecordProgress(sequencesDone: committedSequences, sequencesTotal: total, rowsWritten: rowsWritten,
-                                     elapsed: Date().timeIntervalSince(started), startSequences: startSequence))
+                                     elapsed: Date().timeIntervalSince(started), startSequences: startSequence - firstSequence))
         }
         func commit() throws {
             committedSequences += pendingSequences

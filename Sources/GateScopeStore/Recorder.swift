@@ -31,6 +31,21 @@ public struct RecordOptions: Sendable, Equatable {
     public var toolVersion: String = GateScopeVersion.current
     /// Test hook: behave as if interrupted after this many batches were committed.
     public var stopAfterBatches: Int?
+    /// Record only shard `index` (0-based) of `count` disjoint parts of the input (`--shard K/N`):
+    /// sequences floor(K*total/N) ..< floor((K+1)*total/N), keeping their seq_id in the whole input.
+    public var shard: Shard?
+
+    /// A part of the input by sequence index.
+    public struct Shard: Sendable, Equatable {
+        public var index: Int
+        public var count: Int
+        /// Shard `index` of `count`; needs 0 <= index < count.
+        public init(index: Int, count: Int) { self.index = index; self.count = count }
+        /// The sequence indices of this shard among `total`.
+        public func range(total: Int) -> Range<Int> {
+            (total * index / count)..<(total * (index + 1) / count)
+        }
+    }
 
     /// Default options.
     public init() {}
@@ -47,6 +62,7 @@ public struct RecordOptions: Sendable, Equatable {
         object["vocab"] = vocabPath ?? NSNull()
         object["unknown_id"] = unknownID.map { Int($0) } ?? NSNull()
         object["layers"] = layers ?? NSNull()
+        if let shard { object["shard"] = [shard.index, shard.count] }
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)
     }
@@ -65,6 +81,7 @@ public struct RecordOptions: Sendable, Equatable {
         o.batchRampStart = (object["batch_ramp_start"] as? NSNumber)?.intValue ?? 0
         if let b = (object["buffer_budget_bytes"] as? NSNumber)?.intValue { o.bufferBudgetBytes = b }
         if let c = (object["commit_rows"] as? NSNumber)?.intValue { o.commitRows = c }
+        if let s = object["shard"] as? [NSNumber], s.count == 2 { o.shard = Shard(index: s[0].intValue, count: s[1].intValue) }
         return o
     }
 }
@@ -183,13 +200,32 @@ public enum Recorder {
         guard options.batchSize > 0 else {
             throw DatabaseError(code: SQLITE_MISUSE, message: "batch size must be positive, got \(options.batchSize)")
         }
+        if let shard = options.shard, !(shard.count >= 1 && shard.index >= 0 && shard.index < shard.count) {
+            throw DatabaseError(code: SQLITE_MISUSE, message: "shard \(shard.index)/\(shard.count) does not exist: use K/N with 0 <= K < N")
+        }
         let observed = try resolveLayers(model: model, names: options.layers)
         let vocab = try options.vocabPath.map { try Vocab(path: $0) }
-        let open: () throws -> any SequenceReader = {
+        let openWhole: () throws -> any SequenceReader = {
             if let openInput { return try openInput(vocab, options.unknownID) }
             return try InputFormat.open(path: inputPath, inputs: model.graph.inputs.map {
                 InputSpec(name: $0.name, batchAxis: $0.fileBatchAxis, lengthsOf: $0.lengthsOf)
             }, vocab: vocab, unknownID: options.unknownID)
+        }
+
+        // A shard reads only its own range; array inputs skip to it without reading the rest.
+        var inputSequences: Int? = nil
+        var range: Range<Int>? = nil
+        if let shard = options.shard {
+            let whole = try openWhole()
+            let total = try whole.totalCount ?? { var n = 0; while try whole.next() != nil { n += 1 }; return n }()
+            inputSequences = total
+            range = shard.range(total: total)
+        }
+        let open: () throws -> any SequenceReader = {
+            let reader = try openWhole()
+            guard let range else { return reader }
+            _ = try reader.skip(range.lowerBound)
+            return LimitedReader(reader, end: range.upperBound)
         }
 
         // Pass 1: validate everything before writing anything, and count.
@@ -201,6 +237,9 @@ public enum Recorder {
 
         let session = try Session(db: db, model: model, observed: observed, options: options, vocab: vocab,
                                   total: total, stop: stop, progress: progress)
+        session.firstSequence = range?.lowerBound ?? 0
+        session.startSequence = session.firstSequence
+        session.inputSequences = inputSequences
         let runID: Int64
         if let info = resumeRow {
             runID = info.runID
@@ -323,4 +362,20 @@ func utcNow() -> String {
     let f = ISO8601DateFormatter()
     f.formatOptions = [.withInternetDateTime]
     return f.string(from: Date())
+}
+
+/// The sequences of a reader before index `end` (a shard's share of its input).
+final class LimitedReader: SequenceReader {
+    let base: any SequenceReader
+    let end: Int
+    init(_ base: any SequenceReader, end: Int) {
+        self.base = base
+        self.end = end
+    }
+    var path: String { base.path }
+    var featureDim: Int? { base.featureDim }
+    var totalCount: Int? { base.totalCount.map { Swift.min($0, end) - Swift.min(base.position, end) } }
+    var position: Int { base.position }
+    func next() throws -> InputSequence? { base.position < end ? try base.next() : nil }
+    func skip(_ count: Int) throws -> Int { try base.skip(Swift.min(count, Swift.max(0, end - base.position))) }
 }

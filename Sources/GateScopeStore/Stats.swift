@@ -206,6 +206,77 @@ public enum Stats {
         return Result(run: run, rows: rows, source: source)
     }
 
+    /// The statistics of a recording split into shards (one database each, `record --shard K/N`),
+    /// without merging them: the shards' summaries are added exactly (histograms and exact sums),
+    /// so the result equals `compute` on the merged database. Off-grid thresholds scan each shard.
+    public static func compute(shards dbs: [Database], options: Options) throws -> Result {
+        guard options.low.isFinite, options.high.isFinite else {
+            throw DatabaseError(code: SQLITE_MISUSE, message: "thresholds must be finite numbers")
+        }
+        var sources: [SourceRun] = []
+        for db in dbs {
+            let run = try ReadAccess.run(db, id: options.run)
+            guard let source = try SourceRun.all(in: db, file: db.path).first(where: { $0.runID == run.runID }), source.shardCount != nil else {
+                throw DatabaseError(code: SQLITE_MISUSE, message: "'\(db.path)' run \(run.runID) is not a shard; stats over several databases reads the shards of one recording (record --shard K/N)")
+            }
+            sources.append(source)
+        }
+        let ordered = try ShardSet.check(sources)
+        let byFile = Dictionary(uniqueKeysWithValues: zip(dbs.map(\.path), dbs))
+        let first = byFile[ordered[0].file]!
+        var run = try ReadAccess.run(first, id: ordered[0].runID)
+        run.sequences = ordered.reduce(0) { $0 + $1.sequences }
+        run.steps = ordered.reduce(0) { $0 + $1.steps }
+        run.rows = ordered.reduce(0) { $0 + $1.rows }
+        let layers = try ReadAccess.layers(first, run: run.runID, matching: options.layers)
+        try checkGates(options.gates, layers: layers)
+        var summaries: [UnitKey: [Gate: GateSummary]] = [:]
+        for shard in ordered {
+            for (key, gates) in try GateSummary.load(from: byFile[shard.file]!, runID: shard.runID) {
+                for (gate, s) in gates {
+                    if summaries[key]?[gate] == nil { summaries[key, default: [:]][gate] = s } else { summaries[key]![gate]!.merge(s) }
+                }
+            }
+        }
+        var rows: [Row] = []
+        var scanGates = Set<Gate>()
+        for layer in layers {
+            for unit in 0..<layer.units {
+                for gate in gates(of: layer, requested: options.gates) {
+                    guard let s = summaries[UnitKey(layerID: Int(layer.layerID), unit: unit)]?[gate] else {
+                        throw DatabaseError(code: SQLITE_CORRUPT, message: "run \(run.runID) of '\(first.path)' has no summary of \(layer.label) unit \(unit) gate \(gate)")
+                    }
+                    var row = Row(runID: run.runID, layer: layer, unit: unit, gate: gate, n: s.n, leftCount: nil, rightCount: nil,
+                                  mean: s.n > 0 ? s.mean : nil, std: s.n > 0 ? s.std : nil, min: s.n > 0 ? s.min : nil, max: s.n > 0 ? s.max : nil)
+                    if let (lt, rt) = thresholds(for: gate, low: options.low, high: options.high), s.n > 0 {
+                        row.leftCount = s.countBelow(lt)
+                        row.rightCount = s.countAbove(rt)
+                        if row.leftCount == nil || row.rightCount == nil { scanGates.insert(gate) }
+                    }
+                    rows.append(row)
+                }
+            }
+        }
+        var source = Source.summaries
+        if !scanGates.isEmpty {
+            source = .summariesAndScan
+            var counted: [ScanKey: Accumulator] = [:]
+            for shard in ordered {
+                let part = try scan(byFile[shard.file]!, run: shard.runID, layers: layers, gates: scanGates,
+                                    low: options.low, high: options.high, moments: false, partitions: options.scanPartitions)
+                for (k, a) in part { counted[k, default: Accumulator()].merge(a) }
+            }
+            for k in rows.indices where rows[k].n > 0 && scanGates.contains(rows[k].gate) {
+                let a = counted[ScanKey(layerID: rows[k].layer.layerID, unit: rows[k].unit, gate: rows[k].gate)]
+                if rows[k].leftCount == nil { rows[k].leftCount = a?.below ?? 0 }
+                if rows[k].rightCount == nil { rows[k].rightCount = a?.above ?? 0 }
+            }
+        }
+        rows = sorted(rows, by: options.sort)
+        if let top = options.top, top < rows.count { rows = Array(rows.prefix(max(0, top))) }
+        return Result(run: run, rows: rows, source: source)
+    }
+
     /// Writes a result to `writer`.
     public static func write(_ result: Result, to writer: RowWriter) throws {
         // min and max are recorded Float32 values; the rest are computed Doubles.

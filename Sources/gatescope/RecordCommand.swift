@@ -65,12 +65,27 @@ struct RecordCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Continue an interrupted run (same model and input; its stored options are used).", valueName: "RUN_ID"))
     var resume: Int64?
 
+    @Option(help: ArgumentHelp("Record only part K (0-based) of N disjoint parts of the input, by sequence index, into its own database; merge the parts with gatescope merge.", valueName: "K/N"))
+    var shard: String?
+
     @Flag(help: "Do not draw progress on stderr (it is only drawn when stderr is a terminal).")
     var noProgress = false
+
+    /// `K/N` as a shard, or why not.
+    static func parseShard(_ text: String) -> (RecordOptions.Shard?, String?) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]) else {
+            return (nil, "--shard takes K/N, e.g. --shard 0/4 for the first of 4 parts, got '\(text)'")
+        }
+        guard n >= 1, k >= 0, k < n else { return (nil, "--shard \(text): K must be in 0..<N (0-based), e.g. --shard 3/4 for the last of 4") }
+        return (RecordOptions.Shard(index: k, count: n), nil)
+    }
 
     /// Option checks that ArgumentParser cannot express; reported as one line like every other error.
     func checkOptions() -> String? {
         if batchSize < 1 { return "--batch-size must be at least 1, got \(batchSize)" }
+        if let shard, let problem = Self.parseShard(shard).1 { return problem }
+        if shard != nil, resume != nil { return "--shard and --resume cannot be combined: a resumed run keeps the shard it was recorded with" }
         if let unknown, unknown < 0 { return "--unknown must be a non-negative token id, got \(unknown)" }
         if let layers, layers.split(separator: ",").isEmpty { return "--layers needs at least one layer name" }
         return nil
@@ -88,6 +103,7 @@ struct RecordCommand: ParsableCommand {
         options.layers = layers.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
         options.batchSize = batchSize
         options.resumeRunID = resume
+        options.shard = shard.flatMap { Self.parseShard($0).0 }
 
         let printer = TerminalProgress(enabled: !noProgress && TerminalProgress.stderrIsTerminal)
         let stop = StopFlag()

@@ -25,11 +25,15 @@ struct StatsCommand: ParsableCommand {
           gatescope stats demo.db --gates f --sort right --top 10
           gatescope stats demo.db --run 2 --layer lstm2 --low 0.05 --high 0.95
           gatescope stats demo.db --low 0.1234 --format json -o stats.json
+          gatescope stats shard-0.db shard-1.db shard-2.db shard-3.db
         """
     )
 
     @Argument(help: "The GateScope SQLite database (opened read-only).")
     var db: String
+
+    @Argument(help: ArgumentHelp("More databases: the other shards of a recording (record --shard K/N), read together as if merged.", valueName: "shard-db"))
+    var shards: [String] = []
 
     @Option(name: .customLong("run"), help: ArgumentHelp("Run id (default: the latest complete run).", valueName: "id"))
     var runID: Int64?
@@ -72,7 +76,6 @@ struct StatsCommand: ParsableCommand {
 
     func run() throws {
         try runReadCommand("stats") {
-            let database = try ReadAccess.open(db)
             var options = Stats.Options()
             options.run = runID
             options.layers = layer
@@ -82,7 +85,8 @@ struct StatsCommand: ParsableCommand {
             options.sort = sort
             options.top = top
             options.fullScan = fullScan
-            let result = try Stats.compute(database, options: options)
+            let result = shards.isEmpty ? try Stats.compute(try ReadAccess.open(db), options: options)
+                : try Stats.compute(shards: try ([db] + shards).map(ReadAccess.open), options: options)
             try Stats.write(result, to: try output.makeWriter(database: db))
         }
     }

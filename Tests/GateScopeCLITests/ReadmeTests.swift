@@ -10,7 +10,7 @@ import Testing
     }()
 
     static let commands = ["inspect", "predict", "record", "runs", "stats", "export", "query",
-                           "plot saturation", "plot heatmap", "plot unit", "migrate"]
+                           "plot saturation", "plot heatmap", "plot unit", "merge", "migrate"]
 
     /// The "### gatescope X" headings of the command reference.
     static var documented: [String] {
