@@ -9,7 +9,11 @@ import PackageDescription
 //   GateScopeONNX           .onnx import into the same engine graph (protobuf code generated, committed)
 //   GateScopeTorch          PyTorch state dicts (.pt via a restricted unpickler, .safetensors): nn.LSTM/GRU/RNN
 //   GateScopeInput          sequence readers (.npy .npz .jsonl .csv .txt) and .npy writer
-//   GateScopeStore          SQLite wrapper, schema, recorder, stats, export, named queries
+//   GateScopeStore          storage: SQLite wrapper, schema and migrations, the run writer, readers
+//                           (stats, export, named queries, plot data) and merge; DatabaseError is SQLite's
+//   GateScopeRecording      the recording pipeline (reading, batching, engine and writer threads, resume,
+//                           shards); no SQL: it stores through GateScopeStore's RunWriter
+//   GateScopeFormat         table / CSV / JSON output of result rows, for the CLI
 //   GateScopePlot           SVG rendering of plot data (no storage)
 //   gatescope               thin CLI: parse arguments, call one library function, format
 let package = Package(
@@ -20,6 +24,7 @@ let package = Package(
         .library(name: "GateScopeEngine", targets: ["GateScopeEngine"]),
         .library(name: "GateScopeKeras", targets: ["GateScopeKeras"]),
         .library(name: "GateScopeStore", targets: ["GateScopeStore"]),
+        .library(name: "GateScopeRecording", targets: ["GateScopeRecording"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -51,15 +56,15 @@ let package = Package(
         ]),
         .target(
             name: "GateScopeStore",
-            dependencies: [
-                "GateScopeEngine", "GateScopeInput", "CSQLite",
-                .product(name: "CSV", package: "CSV.swift"),
-            ],
+            dependencies: ["GateScopeEngine", "GateScopeInput", "CSQLite"],
             plugins: ["EmbedSQLPlugin"]
         ),
+        .target(name: "GateScopeRecording", dependencies: ["GateScopeEngine", "GateScopeInput", "GateScopeStore"]),
+        .target(name: "GateScopeFormat", dependencies: ["GateScopeStore", .product(name: "CSV", package: "CSV.swift")]),
         .target(name: "GateScopePlot"),
         .executableTarget(name: "gatescope", dependencies: [
-            "GateScopeEngine", "GateScopeKeras", "GateScopeONNX", "GateScopeTorch", "GateScopeInput", "GateScopeStore", "GateScopePlot",
+            "GateScopeEngine", "GateScopeKeras", "GateScopeONNX", "GateScopeTorch", "GateScopeInput", "GateScopeStore",
+            "GateScopeRecording", "GateScopeFormat", "GateScopePlot",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -75,7 +80,7 @@ let package = Package(
         .testTarget(name: "GateScopeKerasTests", dependencies: ["GateScopeKeras", "GateScopeEngine", "GateScopeInput"],
                     path: "Tests/GateScopeKerasTests"),
         .testTarget(name: "GateScopeInputTests", dependencies: ["GateScopeInput"]),
-        .testTarget(name: "GateScopeStoreTests", dependencies: ["GateScopeStore", "GateScopeKeras", "GateScopeInput"]),
+        .testTarget(name: "GateScopeStoreTests", dependencies: ["GateScopeStore", "GateScopeRecording", "GateScopeFormat", "GateScopeKeras", "GateScopeInput"]),
         .testTarget(name: "GateScopePlotTests", dependencies: ["GateScopePlot"]),
         .testTarget(name: "GateScopeCLITests", dependencies: ["gatescope"]),
     ],

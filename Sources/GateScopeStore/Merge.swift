@@ -142,9 +142,9 @@ public enum Merge {
         var written: [Written] = []
         var total: Int64 = 0
         do {
-            let db = try Database(path: tmp, mode: .readWriteCreate, pageSize: Recorder.pageSize)
+            let db = try Database(path: tmp, mode: .readWriteCreate, pageSize: RunWriter.pageSize)
             try Schema.migrate(db)
-            try Recorder.configureWriter(db)
+            try RunWriter.configureWriter(db)
             if !shards.isEmpty {
                 let id = try nextRunID(db)
                 var summaries: [UnitKey: [Gate: GateSummary]] = [:]

@@ -297,7 +297,7 @@ enum HistogramGrid {
 /// Each recorded layer has the gates of its cell (`Gate.of(cell)`, in plane order). Layout:
 /// value slot `v = valueBase[layer] + unit * width[layer] + gate` for the moments; histogram
 /// counts at `histBase[layer] + unit * histStride[layer] + histOffset[layer][gate] + bin`.
-final class SummaryAccumulator {
+public final class SummaryAccumulator {
     /// Recorded layers: layer_id, units and the gates of each.
     let layerIDs: [Int]
     let units: [Int]
@@ -323,7 +323,8 @@ final class SummaryAccumulator {
     var edges: [Int: Int64] = [:]               // key: value slot << 12 | k
     let allocations: [UnsafeMutableRawPointer]
 
-    init(layerIDs: [Int], units: [Int], cells: [CellKind]) {
+    /// Empty summaries for the recorded layers (`layerIDs`, with their units and cells).
+    public init(layerIDs: [Int], units: [Int], cells: [CellKind]) {
         self.layerIDs = layerIDs
         self.units = units
         gates = cells.map { Gate.of($0) }
@@ -389,7 +390,7 @@ final class SummaryAccumulator {
     /// Adds one row of recorded layer `layer` (position in `layerIDs`): `values` holds its
     /// cell's gates in plane order.
     @inline(__always)
-    func add(layer li: Int, unit: Int, _ values: UnsafePointer<Float>) {
+    public func add(layer li: Int, unit: Int, _ values: UnsafePointer<Float>) {
         let slot = slotBase[li] + unit
         n[slot] += 1
         let w = width[li]

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GateScopeFormat
 import GateScopeStore
 
 /// `gatescope export DB`: gate values as CSV (or JSON / table), streamed.

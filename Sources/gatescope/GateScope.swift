@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GateScopeFormat
 import GateScopeStore
 
 /// The `gatescope` command: record and query LSTM gate values of Keras models.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GateScopeFormat
 import GateScopeStore
 
 /// `gatescope merge OUT SHARD...`: one run from the shards of a recording.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GateScopeFormat
 import GateScopeStore
 
 /// `gatescope migrate DB`: brings a database written by an older gatescope to this schema version.

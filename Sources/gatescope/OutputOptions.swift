@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GateScopeFormat
 import GateScopeStore
 
 extension OutputFormat: ExpressibleByArgument {}

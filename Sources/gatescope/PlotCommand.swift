@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GateScopePlot
+import GateScopeFormat
 import GateScopeStore
 
 /// `gatescope plot saturation|heatmap|unit`: SVG plots of a recorded database.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GateScopeFormat
 import GateScopeStore
 
 /// `gatescope query DB NAME|FILE.sql [-p key value]...`: named, documented read-only SQL.

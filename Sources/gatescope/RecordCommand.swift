@@ -2,6 +2,8 @@ import ArgumentParser
 import CSQLite
 import Foundation
 import GateScopeKeras
+import GateScopeFormat
+import GateScopeRecording
 import GateScopeStore
 
 /// `gatescope record MODEL INPUT --db DB`: runs sequences through the model and stores every gate.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GateScopeFormat
 import GateScopeStore
 
 /// `gatescope runs DB`: the runs of a database with their sizes.

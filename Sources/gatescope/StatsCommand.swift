@@ -1,4 +1,5 @@
 import ArgumentParser
+import GateScopeFormat
 import GateScopeStore
 
 extension Stats.Sort: ExpressibleByArgument {}

@@ -2,6 +2,7 @@ import Foundation
 import GateScopeInput
 import GateScopeKeras
 import Testing
+@testable import GateScopeRecording
 @testable import GateScopeStore
 
 /// Every Keras fixture's model files, as "case/model.keras" or "case/model.h5".

@@ -4,6 +4,8 @@ import GateScopeEngine
 import GateScopeInput
 import GateScopeKeras
 import Testing
+@testable import GateScopeRecording
+@testable import GateScopeFormat
 @testable import GateScopeStore
 
 /// Collects what a query writes, for checks without a file.

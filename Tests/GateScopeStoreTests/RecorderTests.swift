@@ -3,6 +3,7 @@ import Foundation
 import GateScopeEngine
 import GateScopeInput
 import Testing
+@testable import GateScopeRecording
 @testable import GateScopeStore
 
 @Suite struct RecorderTests {
@@ -147,7 +148,7 @@ import Testing
         do {
             _ = try record(model, input: dir + "/in.npz", db: dir + "/other.db", dir: dir) { $0.layers = ["nope"] }
             Issue.record("unknown layer accepted")
-        } catch let e as DatabaseError {
+        } catch let e as RecordingError {
             #expect(e.message.contains("no recurrent layer 'nope'"))
             #expect(e.message.contains("bi:fwd"))
         }
@@ -315,12 +316,12 @@ import Testing
         do {
             _ = try Recorder.record(model: model, modelPath: modelPath, inputPath: dir + "/other.npz", databasePath: dir + "/part.db", options: resume)
             Issue.record("different input accepted")
-        } catch let e as DatabaseError { #expect(e.message.contains("different input")) }
+        } catch let e as RecordingError { #expect(e.message.contains("different input")) }
         do {
             _ = try Recorder.record(model: model, modelPath: writeModelFile(makeTempDir(), "other model"), inputPath: dir + "/in.npz",
                                     databasePath: dir + "/part.db", options: resume)
             Issue.record("different model accepted")
-        } catch let e as DatabaseError { #expect(e.message.contains("different model")) }
+        } catch let e as RecordingError { #expect(e.message.contains("different model")) }
     }
 
     @Test func concurrentReaderSeesOnlyWholeSequences() throws {

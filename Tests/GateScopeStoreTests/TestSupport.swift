@@ -1,6 +1,7 @@
 import Foundation
 import GateScopeEngine
 import GateScopeInput
+@testable import GateScopeRecording
 @testable import GateScopeStore
 
 /// A fresh temporary directory per test.

@@ -1,9 +1,16 @@
 import CSV
 import Foundation
+import GateScopeStore
 
 // Formatting of result sets for every read command: aligned table, RFC 4180 CSV, JSON.
 // Writers stream (CSV and JSON hold one row at a time); the table has to see every row to
 // align the columns, so it buffers.
+
+/// Writing results failed (a file that cannot be created or written); one line.
+public struct OutputError: Error, CustomStringConvertible, Equatable {
+    public var message: String
+    public var description: String { message }
+}
 
 /// How a read command prints its rows.
 public enum OutputFormat: String, CaseIterable, Sendable {
@@ -13,23 +20,6 @@ public enum OutputFormat: String, CaseIterable, Sendable {
     case csv
     /// A JSON array of objects (arrays with `--no-header`).
     case json
-}
-
-/// Receives one result set, row by row.
-public protocol RowWriter: AnyObject {
-    /// Called once, before any row. REALs in `float32Columns` (indices) are recorded Float32 gate
-    /// values and print as the shortest decimal of that Float32; other REALs as the shortest decimal
-    /// of the Double.
-    func begin(columns: [String], float32Columns: Set<Int>) throws
-    /// One row, values in column order.
-    func write(_ row: [SQLiteValue]) throws
-    /// Called once after the last row; flushes.
-    func finish() throws
-}
-
-extension RowWriter {
-    /// `begin` with no Float32 columns.
-    public func begin(columns: [String]) throws { try begin(columns: columns, float32Columns: []) }
 }
 
 /// Text forms of values shared by the writers.
@@ -95,8 +85,7 @@ public final class OutputSink {
     public static func file(_ path: String) throws -> OutputSink {
         let fd = Foundation.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 {
-            throw DatabaseError(code: 14 /* SQLITE_CANTOPEN */,
-                                message: "cannot write '\(path)': \(String(cString: strerror(errno)))")
+            throw OutputError(message: "cannot write '\(path)': \(String(cString: strerror(errno)))")
         }
         return OutputSink(fd: fd, owns: true, name: path)
     }
@@ -138,7 +127,7 @@ public final class OutputSink {
                 if errno == EINTR { continue }
                 let message = String(cString: strerror(errno))
                 buffer.removeAll(keepingCapacity: true)
-                throw DatabaseError(code: 10 /* SQLITE_IOERR */, message: "cannot write to \(name): \(message)")
+                throw OutputError(message: "cannot write to \(name): \(message)")
             }
             offset += n
         }

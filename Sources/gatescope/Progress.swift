@@ -1,4 +1,5 @@
 import Foundation
+import GateScopeRecording
 
 /// Draws `RecordProgress` on stderr in place (`\r`), at most a few times a second.
 public final class TerminalProgress {

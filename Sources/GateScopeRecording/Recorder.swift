@@ -1,7 +1,7 @@
-import CSQLite
 import Foundation
 import GateScopeEngine
 import GateScopeInput
+import GateScopeStore
 
 /// Options of one recording (`gatescope record`); stored as JSON in `runs.params`.
 public struct RecordOptions: Sendable, Equatable {
@@ -70,7 +70,7 @@ public struct RecordOptions: Sendable, Equatable {
     /// Reads the options stored by `paramsJSON` (for `--resume`).
     static func fromParams(_ json: String) throws -> RecordOptions {
         guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
-            throw DatabaseError(code: SQLITE_CORRUPT, message: "runs.params is not a JSON object: \(json)")
+            throw RecordingError("runs.params is not a JSON object: \(json)")
         }
         var o = RecordOptions()
         o.name = object["name"] as? String
@@ -153,6 +153,14 @@ public final class StopFlag: @unchecked Sendable {
     }
 }
 
+/// Why a recording could not start or go on, when it is not the input's or SQLite's fault
+/// (those are `InputError` and `DatabaseError`): options, layers, resume checks.
+public struct RecordingError: Error, CustomStringConvertible, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
 /// Records gate values of a model over an input file into a GateScope database.
 public enum Recorder {
     /// Records `inputPath` through `model` into `databasePath` (created if missing) and returns the run.
@@ -172,23 +180,21 @@ public enum Recorder {
                        options requested: RecordOptions, stop: StopFlag?, progress: ((RecordProgress) -> Void)?,
                        openInput: ((Vocab?, Int32?) throws -> any SequenceReader)?) throws -> RecordResult {
         guard !model.recurrentLayers.isEmpty else {
-            throw DatabaseError(code: SQLITE_MISUSE, message: "model '\(model.name)' has no recurrent layer (LSTM, GRU or SimpleRNN) to record")
+            throw RecordingError("model '\(model.name)' has no recurrent layer (LSTM, GRU or SimpleRNN) to record")
         }
         let modelSHA = try SHA256.hex(fileAt: modelPath)
         let inputSHA = try SHA256.hex(fileAt: inputPath)
 
         // Resuming reuses the run's stored options; read them before anything else.
         var options = requested
-        var resumeRow: ResumeInfo? = nil
+        var resumeRow: StoredRun? = nil
         if let runID = requested.resumeRunID {
-            let db = try Database(path: databasePath, mode: .readWrite)
-            try Schema.migrate(db)
-            let info = try ResumeInfo.load(db, runID: runID)
+            let info = try RunWriter.storedRun(path: databasePath, runID: runID)
             if info.modelSHA256 != modelSHA {
-                throw DatabaseError(code: SQLITE_MISMATCH, message: "run \(runID) was recorded from a different model file (sha256 \(info.modelSHA256.prefix(12))..., '\(modelPath)' is \(modelSHA.prefix(12))...)")
+                throw RecordingError("run \(runID) was recorded from a different model file (sha256 \(info.modelSHA256.prefix(12))..., '\(modelPath)' is \(modelSHA.prefix(12))...)")
             }
             if info.inputSHA256 != inputSHA {
-                throw DatabaseError(code: SQLITE_MISMATCH, message: "run \(runID) was recorded from a different input file (sha256 \(info.inputSHA256.prefix(12))..., '\(inputPath)' is \(inputSHA.prefix(12))...)")
+                throw RecordingError("run \(runID) was recorded from a different input file (sha256 \(info.inputSHA256.prefix(12))..., '\(inputPath)' is \(inputSHA.prefix(12))...)")
             }
             var stored = try RecordOptions.fromParams(info.params)
             stored.resumeRunID = runID
@@ -198,10 +204,10 @@ public enum Recorder {
             resumeRow = info
         }
         guard options.batchSize > 0 else {
-            throw DatabaseError(code: SQLITE_MISUSE, message: "batch size must be positive, got \(options.batchSize)")
+            throw RecordingError("batch size must be positive, got \(options.batchSize)")
         }
         if let shard = options.shard, !(shard.count >= 1 && shard.index >= 0 && shard.index < shard.count) {
-            throw DatabaseError(code: SQLITE_MISUSE, message: "shard \(shard.index)/\(shard.count) does not exist: use K/N with 0 <= K < N")
+            throw RecordingError("shard \(shard.index)/\(shard.count) does not exist: use K/N with 0 <= K < N")
         }
         let observed = try resolveLayers(model: model, names: options.layers)
         let vocab = try options.vocabPath.map { try Vocab(path: $0) }
@@ -231,26 +237,34 @@ public enum Recorder {
         // Pass 1: validate everything before writing anything, and count.
         let total = try validate(model: model, open: open, stop: stop)
 
-        let db = try Database(path: databasePath, mode: .readWriteCreate, pageSize: Recorder.pageSize)
-        try Schema.migrate(db)
-        try configureWriter(db)
-
-        let session = try Session(db: db, model: model, observed: observed, options: options, vocab: vocab,
-                                  total: total, stop: stop, progress: progress)
+        // Tokens are those of the first input: only its aligned axis lines up with them.
+        let layers = observed.map { index -> RecordedLayer in
+            let l = model.recurrentLayers[index]
+            return RecordedLayer(layerID: l.index, name: l.name, direction: l.direction.rawValue, cell: l.cell, units: l.units,
+                                 inputDim: l.inputDim, activation: l.activation.kerasName, recurrentActivation: l.recurrentActivation.kerasName,
+                                 timeInput: l.time?.input, aligned: l.time?.aligned == true && l.time?.input == model.graph.inputs[0].name)
+        }
+        let writer = try RunWriter(path: databasePath, layers: layers)
+        writer.tokenName = { vocab?.token(for: $0) }
+        let session = Session(writer: writer, model: model, observed: observed, options: options,
+                              total: total, stop: stop, progress: progress)
         session.firstSequence = range?.lowerBound ?? 0
         session.startSequence = session.firstSequence
-        session.inputSequences = inputSequences
-        let runID: Int64
         if let info = resumeRow {
-            runID = info.runID
-            try session.prepareResume(runID: runID)
+            let committed = try writer.resume(runID: info.runID, firstSequence: session.firstSequence, sequenceCount: total)
+            session.startSequence = session.firstSequence + committed
         } else {
-            runID = try session.createRun(modelPath: modelPath, modelSHA: modelSHA, inputPath: inputPath, inputSHA: inputSHA)
+            try writer.create(NewRun(name: options.name, modelPath: modelPath, modelSHA256: modelSHA, modelFormat: model.format,
+                                     kerasVersion: model.kerasVersion.isEmpty ? nil : model.kerasVersion,
+                                     producer: model.producer.isEmpty ? nil : model.producer, inputPath: inputPath, inputSHA256: inputSHA,
+                                     toolVersion: options.toolVersion, params: options.paramsJSON, sequenceCount: total,
+                                     shardIndex: options.shard?.index, shardCount: options.shard?.count,
+                                     inputSequences: inputSequences ?? total))
         }
         do {
             return try session.run(open: open)
         } catch {
-            session.markFailed(error)
+            writer.markFailed(error)
             throw error
         }
     }
@@ -270,12 +284,12 @@ public enum Recorder {
             let matches = model.recurrentLayers.filter { $0.name == name && (direction == nil || $0.direction == direction) }
             guard !matches.isEmpty else {
                 let known = model.recurrentLayers.map { "\($0.name):\($0.direction.rawValue)" }.joined(separator: ", ")
-                throw DatabaseError(code: SQLITE_MISUSE, message: "no recurrent layer '\(text)' in model '\(model.name)' (layers: \(known))")
+                throw RecordingError("no recurrent layer '\(text)' in model '\(model.name)' (layers: \(known))")
             }
             for m in matches { chosen.insert(m.index) }
         }
         guard !chosen.isEmpty else {
-            throw DatabaseError(code: SQLITE_MISUSE, message: "--layers selects no layer")
+            throw RecordingError("--layers selects no layer")
         }
         return chosen.sorted()
     }
@@ -290,7 +304,7 @@ public enum Recorder {
         var count = 0
         while let s = try reader.next() {
             if stop?.isRequested == true {
-                throw DatabaseError(code: SQLITE_INTERRUPT, message: "interrupted while checking the input; nothing was written")
+                throw RecordingError("interrupted while checking the input; nothing was written")
             }
             guard s.others.count == inputs.count - 1 else {
                 throw InputError(file: reader.path, sequence: s.index, "model '\(model.name)' takes \(inputs.count) inputs, the input gives \(s.others.count + 1)")
@@ -321,47 +335,6 @@ public enum Recorder {
         }
         return count
     }
-
-    /// Page size of databases the recorder creates: larger pages mean fewer page writes per row
-    /// (measured with scripts/bench_record.sh, which gives its C yardstick the same page size).
-    public static let pageSize = 16384
-
-    /// Writer settings: see the benchmark notes in scripts/bench_record.sh.
-    static func configureWriter(_ db: Database) throws {
-        // WAL + NORMAL: a crash or kill never corrupts and loses at most uncommitted work.
-        try db.execute("PRAGMA synchronous = NORMAL")
-        // Enough cache for one commit's dirty pages, so nothing spills mid-transaction.
-        try db.execute("PRAGMA cache_size = -8192")
-        // Larger, fewer checkpoints if the background checkpointer cannot run (see Checkpointer).
-        try db.execute("PRAGMA wal_autocheckpoint = 8192")
-    }
-}
-
-/// The run row a resume continues.
-struct ResumeInfo {
-    var runID: Int64
-    var status: String
-    var modelSHA256: String
-    var inputSHA256: String
-    var params: String
-
-    static func load(_ db: Database, runID: Int64) throws -> ResumeInfo {
-        guard let row = try db.query("SELECT status, model_sha256, input_sha256, params FROM runs WHERE run_id = ?", [runID]).nextRow() else {
-            throw DatabaseError(code: SQLITE_NOTFOUND, message: "no run \(runID) in '\(db.path)' to resume")
-        }
-        let status = row[0].stringValue ?? ""
-        if status == "complete" {
-            throw DatabaseError(code: SQLITE_MISUSE, message: "run \(runID) is already complete; nothing to resume")
-        }
-        return ResumeInfo(runID: runID, status: status, modelSHA256: row[1].stringValue ?? "",
-                          inputSHA256: row[2].stringValue ?? "", params: row[3].stringValue ?? "{}")
-    }
-}
-
-func utcNow() -> String {
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime]
-    return f.string(from: Date())
 }
 
 /// The sequences of a reader before index `end` (a shard's share of its input).
