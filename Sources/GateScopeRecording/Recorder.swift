@@ -157,7 +157,12 @@ public final class StopFlag: @unchecked Sendable {
 /// (those are `InputError` and `DatabaseError`): options, layers, resume checks.
 public struct RecordingError: Error, CustomStringConvertible, Equatable {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// True when the recording stopped because it was asked to (Ctrl-C) before anything was written.
+    public var interrupted = false
+    public init(_ message: String, interrupted: Bool = false) {
+        self.message = message
+        self.interrupted = interrupted
+    }
     public var description: String { message }
 }
 
@@ -304,7 +309,7 @@ public enum Recorder {
         var count = 0
         while let s = try reader.next() {
             if stop?.isRequested == true {
-                throw RecordingError("interrupted while checking the input; nothing was written")
+                throw RecordingError("interrupted while checking the input; nothing was written", interrupted: true)
             }
             guard s.others.count == inputs.count - 1 else {
                 throw InputError(file: reader.path, sequence: s.index, "model '\(model.name)' takes \(inputs.count) inputs, the input gives \(s.others.count + 1)")

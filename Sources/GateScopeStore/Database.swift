@@ -3,6 +3,15 @@ import Foundation
 
 /// The one error type of GateScopeStore: a failed SQLite call (result code, message, SQL) or a
 /// problem GateScope detects itself before SQLite sees it (then `code` is a SQLite-style code).
+/// A request the store cannot answer, in one line: a run, layer, unit, sequence or gate that the
+/// database does not have, shards that do not fit together, a query that would write. Not an
+/// SQLite failure (that is `DatabaseError`).
+public struct StoreError: Error, CustomStringConvertible, Equatable, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
 public struct DatabaseError: Error, CustomStringConvertible, Equatable, Sendable {
     /// The SQLite extended result code (`SQLITE_ERROR`, `SQLITE_BUSY`, ...).
     public var code: Int32

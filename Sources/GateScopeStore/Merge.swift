@@ -50,27 +50,27 @@ enum ShardSet {
     static func check(_ runs: [SourceRun]) throws -> [SourceRun] {
         guard let first = runs.first, let n = first.shardCount else { return runs }
         for r in runs {
-            func differ(_ what: String) -> DatabaseError {
-                DatabaseError(code: SQLITE_MISMATCH, message: "'\(r.file)' run \(r.runID) is a shard of another recording than '\(first.file)' run \(first.runID): \(what) differ")
+            func differ(_ what: String) -> StoreError {
+                StoreError("'\(r.file)' run \(r.runID) is a shard of another recording than '\(first.file)' run \(first.runID): \(what) differ")
             }
             if r.shardCount != n { throw differ("the shard counts (\(r.shardCount.map(String.init) ?? "none") vs \(n))") }
             if r.modelSHA != first.modelSHA { throw differ("the model files") }
             if r.inputSHA != first.inputSHA { throw differ("the input files") }
             if r.paramsWithoutShard != first.paramsWithoutShard { throw differ("the record options") }
             guard r.status == "complete" else {
-                throw DatabaseError(code: SQLITE_MISUSE, message: "'\(r.file)' run \(r.runID) (shard \(r.shardIndex ?? -1)/\(n)) is \(r.status), not complete; finish it with record --resume \(r.runID)")
+                throw StoreError("'\(r.file)' run \(r.runID) (shard \(r.shardIndex ?? -1)/\(n)) is \(r.status), not complete; finish it with record --resume \(r.runID)")
             }
         }
         var byIndex: [Int: SourceRun] = [:]
         for r in runs {
             let k = r.shardIndex ?? -1
             if let other = byIndex[k] {
-                throw DatabaseError(code: SQLITE_MISUSE, message: "shard \(k)/\(n) is given twice: '\(other.file)' run \(other.runID) and '\(r.file)' run \(r.runID)")
+                throw StoreError("shard \(k)/\(n) is given twice: '\(other.file)' run \(other.runID) and '\(r.file)' run \(r.runID)")
             }
             byIndex[k] = r
         }
         if let missing = (0..<n).first(where: { byIndex[$0] == nil }) {
-            throw DatabaseError(code: SQLITE_MISUSE, message: "shard \(missing)/\(n) is missing (given: \(byIndex.keys.sorted().map { "\($0)" }.joined(separator: ", ")))")
+            throw StoreError("shard \(missing)/\(n) is missing (given: \(byIndex.keys.sorted().map { "\($0)" }.joined(separator: ", ")))")
         }
         return (0..<n).map { byIndex[$0]! }
     }
@@ -100,20 +100,20 @@ public enum Merge {
     /// Merges `inputs` into `out` (created if missing).
     public static func merge(into out: String, from inputs: [String]) throws -> Result {
         let started = Date()
-        guard !inputs.isEmpty else { throw DatabaseError(code: SQLITE_MISUSE, message: "name at least one database to merge") }
+        guard !inputs.isEmpty else { throw StoreError("name at least one database to merge") }
         let outURL = URL(fileURLWithPath: out).standardizedFileURL
         var runs: [SourceRun] = []
         for file in inputs {
             guard URL(fileURLWithPath: file).standardizedFileURL != outURL else {
-                throw DatabaseError(code: SQLITE_MISUSE, message: "'\(file)' is both the output and an input")
+                throw StoreError("'\(file)' is both the output and an input")
             }
             let db = try ReadAccess.open(file)
             let found = try SourceRun.all(in: db, file: file)
-            if found.isEmpty { throw DatabaseError(code: SQLITE_NOTFOUND, message: "'\(file)' has no runs") }
+            if found.isEmpty { throw StoreError("'\(file)' has no runs") }
             runs += found
         }
         for r in runs where r.status != "complete" && r.shardCount == nil {
-            throw DatabaseError(code: SQLITE_MISUSE, message: "'\(r.file)' run \(r.runID) is \(r.status), not complete; finish it with record --resume \(r.runID)")
+            throw StoreError("'\(r.file)' run \(r.runID) is \(r.status), not complete; finish it with record --resume \(r.runID)")
         }
         let shards = try ShardSet.check(runs.filter { $0.shardCount != nil })
         let singles = runs.filter { $0.shardCount == nil }
@@ -121,7 +121,7 @@ public enum Merge {
             // Every shard must have recorded the same layers.
             let layers = try shards.map { try layerRows(file: $0.file, run: $0.runID) }
             if let k = layers.firstIndex(where: { $0 != layers[0] }) {
-                throw DatabaseError(code: SQLITE_MISMATCH, message: "'\(shards[k].file)' run \(shards[k].runID) recorded other layers than '\(shards[0].file)'")
+                throw StoreError("'\(shards[k].file)' run \(shards[k].runID) recorded other layers than '\(shards[0].file)'")
             }
         }
 

@@ -64,7 +64,7 @@ public struct NamedQuery: Sendable {
             case "param":
                 let parameter = try parseParameter(value, source: source)
                 if query.parameters.contains(where: { $0.name == parameter.name }) {
-                    throw DatabaseError(code: SQLITE_MISUSE, message: "\(source): parameter '\(parameter.name)' is declared twice")
+                    throw StoreError("\(source): parameter '\(parameter.name)' is declared twice")
                 }
                 query.parameters.append(parameter)
             default: continue
@@ -84,14 +84,14 @@ public struct NamedQuery: Sendable {
         var name = token()
         if name.hasPrefix(":") || name.hasPrefix("@") || name.hasPrefix("$") { name = name.dropFirst() }
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
-            throw DatabaseError(code: SQLITE_MISUSE, message: "\(source): bad header line 'param: \(text)': expected NAME [= DEFAULT] DESCRIPTION")
+            throw StoreError("\(source): bad header line 'param: \(text)': expected NAME [= DEFAULT] DESCRIPTION")
         }
         var parameter = Parameter(name: String(name), defaultValue: nil, choices: nil, description: "")
         let save = rest
         if token() == "=" {
             let value = token()
             guard !value.isEmpty else {
-                throw DatabaseError(code: SQLITE_MISUSE, message: "\(source): parameter '\(name)' has '=' but no default")
+                throw StoreError("\(source): parameter '\(name)' has '=' but no default")
             }
             parameter.defaultValue = String(value)
         } else {
@@ -133,8 +133,7 @@ public struct NamedQuery: Sendable {
             return try parse(name: stem, text: text, source: nameOrPath)
         }
         let names = builtIn.map(\.name).joined(separator: ", ")
-        throw DatabaseError(code: SQLITE_NOTFOUND,
-                            message: "unknown query '\(nameOrPath)' (named queries: \(names); or give a FILE.sql)")
+        throw StoreError("unknown query '\(nameOrPath)' (named queries: \(names); or give a FILE.sql)")
     }
 
     /// The declared parameter `name`, if any.
@@ -152,8 +151,7 @@ public struct NamedQuery: Sendable {
         var names: [String] = []
         for (k, raw) in statement.parameterNames.enumerated() {
             guard let raw, raw.count > 1 else {
-                throw DatabaseError(code: SQLITE_MISUSE,
-                                    message: "\(label): parameter \(k + 1) has no name; write :name instead of ? so it can be given with -p name VALUE")
+                throw StoreError("\(label): parameter \(k + 1) has no name; write :name instead of ? so it can be given with -p name VALUE")
             }
             names.append(String(raw.dropFirst()))
         }
@@ -163,15 +161,14 @@ public struct NamedQuery: Sendable {
         if let layer = given["layer"], known.contains("direction"), let filter = try? LayerFilter.parse(layer),
            let direction = filter.direction {
             if let explicit = given["direction"], explicit != direction {
-                throw DatabaseError(code: SQLITE_MISUSE,
-                                    message: "-p layer \(layer) and -p direction \(explicit) disagree; give the direction once")
+                throw StoreError("-p layer \(layer) and -p direction \(explicit) disagree; give the direction once")
             }
             given["layer"] = filter.name
             given["direction"] = direction
         }
         for key in given.keys.sorted() where !known.contains(key) {
             let list = known.isEmpty ? "it takes none" : "parameters: " + orderedNames(names).joined(separator: ", ")
-            throw DatabaseError(code: SQLITE_MISUSE, message: "\(label) has no parameter '\(key)' (\(list))")
+            throw StoreError("\(label) has no parameter '\(key)' (\(list))")
         }
 
         var bound: [String: SQLiteValue] = [:]
@@ -179,12 +176,10 @@ public struct NamedQuery: Sendable {
             let declared = parameter(name)
             guard let text = given[name] ?? declared?.defaultValue else {
                 let what = declared.map { $0.description.isEmpty ? "" : " (\($0.description))" } ?? ""
-                throw DatabaseError(code: SQLITE_MISUSE,
-                                    message: "\(label) needs parameter '\(name)'\(what): pass -p \(name) VALUE")
+                throw StoreError("\(label) needs parameter '\(name)'\(what): pass -p \(name) VALUE")
             }
             if let choices = declared?.choices, text.uppercased() != "NULL", !choices.contains(text) {
-                throw DatabaseError(code: SQLITE_MISUSE,
-                                    message: "\(label): '\(text)' is not a valid \(name); use one of \(choices.joined(separator: ", "))")
+                throw StoreError("\(label): '\(text)' is not a valid \(name); use one of \(choices.joined(separator: ", "))")
             }
             bound[name] = try value(of: name, text: text, db: db)
         }
@@ -217,7 +212,7 @@ public struct NamedQuery: Sendable {
                 return .integer(run.runID)
             }
             guard let id = Int64(text) else {
-                throw DatabaseError(code: SQLITE_MISUSE, message: "\(label): run must be a run id or 'latest', not '\(text)'")
+                throw StoreError("\(label): run must be a run id or 'latest', not '\(text)'")
             }
             return .integer(try ReadAccess.run(db, id: id).runID)
         }

@@ -54,7 +54,7 @@ public enum PlotData {
                                   high: Double = 0.9, gates requested: [Gate] = [])
         throws -> (run: RunInfo, layers: [LayerInfo], units: [UnitSaturation], gates: [Gate]) {
         if let c = requested.first(where: { $0.grid == nil }) {
-            throw DatabaseError(code: SQLITE_MISUSE, message: "\(c) has no saturation (no fixed range): use gates with a range, e.g. i, f, o, g, h, z, r, n")
+            throw StoreError("\(c) has no saturation (no fixed range): use gates with a range, e.g. i, f, o, g, h, z, r, n")
         }
         let runInfo = try ReadAccess.run(db, id: run)
         let selected = try ReadAccess.layers(db, run: runInfo.runID, matching: layers)
@@ -108,20 +108,19 @@ public enum PlotData {
         } else {
             known = "it has no recorded sequences"
         }
-        throw DatabaseError(code: SQLITE_NOTFOUND, message: "run \(run) has no sequence '\(text)' (\(known); a source id works too)")
+        throw StoreError("run \(run) has no sequence '\(text)' (\(known); a source id works too)")
     }
 
     /// Steps `steps` (default: the whole sequence) clamped to the sequence, with a clear error
     /// when the range lies outside it.
     public static func stepRange(_ seq: SequenceRef, requested: ClosedRange<Int>?) throws -> ClosedRange<Int> {
         guard seq.length > 0 else {
-            throw DatabaseError(code: SQLITE_NOTFOUND, message: "\(seq.label) is empty (length 0)")
+            throw StoreError("\(seq.label) is empty (length 0)")
         }
         let all = 0...(seq.length - 1)
         guard let requested else { return all }
         guard requested.lowerBound < seq.length else {
-            throw DatabaseError(code: SQLITE_NOTFOUND,
-                                message: "steps \(requested.lowerBound)-\(requested.upperBound) are past the end of \(seq.label) (steps 0-\(seq.length - 1))")
+            throw StoreError("steps \(requested.lowerBound)-\(requested.upperBound) are past the end of \(seq.label) (steps 0-\(seq.length - 1))")
         }
         return requested.clamped(to: all)
     }
@@ -133,14 +132,12 @@ public enum PlotData {
                               steps: ClosedRange<Int>, gates requested: [Gate]? = nil) throws -> Window {
         let unitList = units ?? Array(0..<layer.units)
         if let bad = unitList.first(where: { $0 < 0 || $0 >= layer.units }) {
-            throw DatabaseError(code: SQLITE_NOTFOUND,
-                                message: "layer '\(layer.label)' has no unit \(bad) (units 0-\(layer.units - 1))")
+            throw StoreError("layer '\(layer.label)' has no unit \(bad) (units 0-\(layer.units - 1))")
         }
         let planes = layer.gates
         let gates = requested ?? planes
         if let missing = gates.first(where: { !planes.contains($0) }) {
-            throw DatabaseError(code: SQLITE_MISUSE,
-                                message: "layer '\(layer.label)' is a \(layer.cell.className), which has no gate \(missing) (its gates: \(planes.map(\.rawValue).joined(separator: ", ")))")
+            throw StoreError("layer '\(layer.label)' is a \(layer.cell.className), which has no gate \(missing) (its gates: \(planes.map(\.rawValue).joined(separator: ", ")))")
         }
         let row = Dictionary(unitList.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         let stepList = Array(steps)

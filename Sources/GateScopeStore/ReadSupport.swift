@@ -15,11 +15,10 @@ extension Gate {
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             let name = part.trimmingCharacters(in: .whitespaces).lowercased()
             guard let gate = Gate(rawValue: name) else {
-                throw DatabaseError(code: SQLITE_MISUSE,
-                                    message: "unknown gate '\(name)': use a comma-separated list of \(Gate.allCases.map(\.rawValue).joined(separator: ", ")) (LSTM: i, f, g, o, c, h; GRU: z, r, n, h; SimpleRNN: h)")
+                throw StoreError("unknown gate '\(name)': use a comma-separated list of \(Gate.allCases.map(\.rawValue).joined(separator: ", ")) (LSTM: i, f, g, o, c, h; GRU: z, r, n, h; SimpleRNN: h)")
             }
             guard seen.insert(gate).inserted else {
-                throw DatabaseError(code: SQLITE_MISUSE, message: "gate '\(name)' is listed twice")
+                throw StoreError("gate '\(name)' is listed twice")
             }
         }
         return allCases.filter(seen.contains)
@@ -46,13 +45,12 @@ public struct LayerFilter: Equatable, Sendable, CustomStringConvertible {
             if !name.isEmpty { return LayerFilter(name: name, direction: direction) }
         }
         if text.isEmpty {
-            throw DatabaseError(code: SQLITE_MISUSE, message: "empty layer name: use NAME, NAME:fwd or NAME:bwd")
+            throw StoreError("empty layer name: use NAME, NAME:fwd or NAME:bwd")
         }
         if let colon = text.lastIndex(of: ":"), !text[text.index(after: colon)...].isEmpty,
            text[text.index(after: colon)...].allSatisfy({ $0.isLetter }) {
             let suffix = text[text.index(after: colon)...]
-            throw DatabaseError(code: SQLITE_MISUSE,
-                                message: "unknown direction '\(suffix)' in '\(text)': use NAME, NAME:fwd or NAME:bwd")
+            throw StoreError("unknown direction '\(suffix)' in '\(text)': use NAME, NAME:fwd or NAME:bwd")
         }
         return LayerFilter(name: text)
     }
@@ -76,12 +74,10 @@ public struct IndexRanges: Equatable, Sendable, CustomStringConvertible {
             let bounds = item.split(separator: "-", omittingEmptySubsequences: false)
             let numbers = bounds.map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard (1...2).contains(numbers.count), let lo = numbers.first!, let hi = numbers.last!, lo >= 0 else {
-                throw DatabaseError(code: SQLITE_MISUSE,
-                                    message: "bad \(what) list '\(text)': use numbers >= 0 and ranges like 0-7,12")
+                throw StoreError("bad \(what) list '\(text)': use numbers >= 0 and ranges like 0-7,12")
             }
             guard lo <= hi else {
-                throw DatabaseError(code: SQLITE_MISUSE,
-                                    message: "bad \(what) range '\(item)': the first number must not exceed the second")
+                throw StoreError("bad \(what) range '\(item)': the first number must not exceed the second")
             }
             ranges.append(lo...hi)
         }
@@ -143,8 +139,7 @@ public enum ReadAccess {
         // Belt and braces next to the read-only open: any write fails at prepare/step time.
         try db.execute("PRAGMA query_only = 1")
         if try db.userVersion() == 0, try db.scalar("SELECT count(*) FROM sqlite_master")?.int64Value == 0 {
-            throw DatabaseError(code: SQLITE_NOTFOUND,
-                                message: "'\(path)' is not a GateScope database (it is empty); create one with `gatescope record`")
+            throw StoreError("'\(path)' is not a GateScope database (it is empty); create one with `gatescope record`")
         }
         try Schema.checkReadable(db)
         return db
@@ -175,14 +170,13 @@ public enum ReadAccess {
         if let id {
             if let run = all.first(where: { $0.runID == id }) { return run }
             let known = all.isEmpty ? "the database has no runs" : "runs: " + describeIDs(all.map(\.runID))
-            throw DatabaseError(code: SQLITE_NOTFOUND, message: "no run \(id) in '\(db.path)' (\(known))")
+            throw StoreError("no run \(id) in '\(db.path)' (\(known))")
         }
         if let run = all.last(where: { $0.status == "complete" }) { return run }
         if all.isEmpty {
-            throw DatabaseError(code: SQLITE_NOTFOUND, message: "'\(db.path)' has no runs yet; record one with `gatescope record`")
+            throw StoreError("'\(db.path)' has no runs yet; record one with `gatescope record`")
         }
-        throw DatabaseError(code: SQLITE_NOTFOUND,
-                            message: "'\(db.path)' has no complete run; pass --run ID (runs: \(describeIDs(all.map(\.runID))))")
+        throw StoreError("'\(db.path)' has no complete run; pass --run ID (runs: \(describeIDs(all.map(\.runID))))")
     }
 
     /// The id of the latest complete run, or nil.
@@ -215,7 +209,7 @@ public enum ReadAccess {
             let hits = all.filter { $0.name == filter.name && (filter.direction == nil || $0.direction == filter.direction) }
             if hits.isEmpty {
                 let known = all.isEmpty ? "it has no recorded layers" : "layers: " + all.map(\.label).joined(separator: ", ")
-                throw DatabaseError(code: SQLITE_NOTFOUND, message: "run \(run) has no layer '\(filter)' (\(known))")
+                throw StoreError("run \(run) has no layer '\(filter)' (\(known))")
             }
             selected.formUnion(hits.map(\.layerID))
         }

@@ -172,11 +172,11 @@ public final class RunWriter {
         let db = try Database(path: path, mode: .readWrite)
         try Schema.migrate(db)
         guard let row = try db.query("SELECT status, model_sha256, input_sha256, params FROM runs WHERE run_id = ?", [runID]).nextRow() else {
-            throw DatabaseError(code: SQLITE_NOTFOUND, message: "no run \(runID) in '\(db.path)' to resume")
+            throw StoreError("no run \(runID) in '\(db.path)' to resume")
         }
         let status = row[0].stringValue ?? ""
         if status == "complete" {
-            throw DatabaseError(code: SQLITE_MISUSE, message: "run \(runID) is already complete; nothing to resume")
+            throw StoreError("run \(runID) is already complete; nothing to resume")
         }
         return StoredRun(runID: runID, status: status, modelSHA256: row[1].stringValue ?? "",
                          inputSHA256: row[2].stringValue ?? "", params: row[3].stringValue ?? "{}")
@@ -215,7 +215,7 @@ public final class RunWriter {
             let storedRows = try db.query("SELECT layer_id, cell FROM layers WHERE run_id = ? ORDER BY layer_id", [runID]).allRows()
             let stored = storedRows.compactMap { $0[0].int64Value.map(Int.init) }
             guard stored == layers.map(\.layerID), storedRows.map({ $0[1].stringValue ?? "" }) == cells.map(\.rawValue) else {
-                throw DatabaseError(code: SQLITE_MISMATCH, message: "run \(runID) recorded layers \(stored), the model gives \(layers.map(\.layerID)); is it the same model?")
+                throw StoreError("run \(runID) recorded layers \(stored), the model gives \(layers.map(\.layerID)); is it the same model?")
             }
             guard let row = try db.query("SELECT count(*), coalesce(max(seq_id), -1), coalesce(sum(length), 0) FROM sequences WHERE run_id = ?", [runID]).nextRow(),
                   let count = row[0].int64Value, let maxID = row[1].int64Value, let steps = row[2].int64Value else {

@@ -65,7 +65,7 @@ public enum Schema {
         }
         let db = try Database(path: path, mode: .readWrite)
         if try db.userVersion() == 0, try db.scalar("SELECT count(*) FROM sqlite_master")?.int64Value == 0 {
-            throw DatabaseError(code: SQLITE_NOTFOUND, message: "'\(path)' is not a GateScope database (it is empty)")
+            throw StoreError("'\(path)' is not a GateScope database (it is empty)")
         }
         let before = try migrate(db)
         return (before, currentVersion)

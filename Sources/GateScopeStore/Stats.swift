@@ -120,14 +120,14 @@ public enum Stats {
         if !requested.contains(where: present.contains) {
             let cells = CellKind.allCases.filter { c in layers.contains { $0.cell == c } }
             let have = cells.map { "\($0.className): \($0.planes.joined(separator: ", "))" }.joined(separator: "; ")
-            throw DatabaseError(code: SQLITE_MISUSE, message: "no selected layer has gate \(requested.map(\.rawValue).joined(separator: ", ")) (\(have))")
+            throw StoreError("no selected layer has gate \(requested.map(\.rawValue).joined(separator: ", ")) (\(have))")
         }
     }
 
     /// Computes the statistics on `db` (opened read-only by the caller).
     public static func compute(_ db: Database, options: Options) throws -> Result {
         guard options.low.isFinite, options.high.isFinite else {
-            throw DatabaseError(code: SQLITE_MISUSE, message: "thresholds must be finite numbers")
+            throw StoreError("thresholds must be finite numbers")
         }
         let run = try ReadAccess.run(db, id: options.run)
         let layers = try ReadAccess.layers(db, run: run.runID, matching: options.layers)
@@ -211,13 +211,13 @@ public enum Stats {
     /// so the result equals `compute` on the merged database. Off-grid thresholds scan each shard.
     public static func compute(shards dbs: [Database], options: Options) throws -> Result {
         guard options.low.isFinite, options.high.isFinite else {
-            throw DatabaseError(code: SQLITE_MISUSE, message: "thresholds must be finite numbers")
+            throw StoreError("thresholds must be finite numbers")
         }
         var sources: [SourceRun] = []
         for db in dbs {
             let run = try ReadAccess.run(db, id: options.run)
             guard let source = try SourceRun.all(in: db, file: db.path).first(where: { $0.runID == run.runID }), source.shardCount != nil else {
-                throw DatabaseError(code: SQLITE_MISUSE, message: "'\(db.path)' run \(run.runID) is not a shard; stats over several databases reads the shards of one recording (record --shard K/N)")
+                throw StoreError("'\(db.path)' run \(run.runID) is not a shard; stats over several databases reads the shards of one recording (record --shard K/N)")
             }
             sources.append(source)
         }

@@ -72,16 +72,16 @@ func runReadCommand(_ name: String, _ body: () throws -> Void) throws {
 /// Parsers for the filter options, with messages that say how to write the value.
 enum ReadArguments {
     static func layer(_ text: String) throws -> LayerFilter {
-        do { return try LayerFilter.parse(text) } catch let e as DatabaseError { throw ValidationError(e.message) }
+        do { return try LayerFilter.parse(text) } catch let e as StoreError { throw ValidationError(e.message) }
     }
 
     static func gates(_ text: String) throws -> [Gate] {
-        do { return try Gate.parseList(text) } catch let e as DatabaseError { throw ValidationError(e.message) }
+        do { return try Gate.parseList(text) } catch let e as StoreError { throw ValidationError(e.message) }
     }
 
     static func ranges(_ what: String) -> @Sendable (String) throws -> IndexRanges {
         { text in
-            do { return try IndexRanges.parse(text, what: what) } catch let e as DatabaseError {
+            do { return try IndexRanges.parse(text, what: what) } catch let e as StoreError {
                 throw ValidationError(e.message)
             }
         }

@@ -119,7 +119,7 @@ struct RecordCommand: ParsableCommand {
         } catch {
             printer.finish()
             FileHandle.standardError.write(Data("gatescope record: \(error)\n".utf8))
-            if let e = error as? DatabaseError, e.primaryCode == SQLITE_INTERRUPT { throw ExitCode(130) }
+            if (error as? RecordingError)?.interrupted == true { throw ExitCode(130) }
             throw ExitCode.failure
         }
         if !result.completed {

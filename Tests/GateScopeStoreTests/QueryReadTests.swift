@@ -65,7 +65,7 @@ enum QueryFixtures {
         #expect(r.description == "0-7,12,3")
         #expect(r.json == "[[0,7],[12,12],[3,3]]")
         for bad in ["", "a", "1-", "-1", "3-1", "1,,2", "1-2-3", "1.5"] {
-            #expect(throws: DatabaseError.self, "\(bad)") { try IndexRanges.parse(bad, what: "unit") }
+            #expect(throws: StoreError.self, "\(bad)") { try IndexRanges.parse(bad, what: "unit") }
         }
         #expect(Export.merged(try IndexRanges.parse("5,0-2,3,9-10,8,4")) == [0...5, 8...10])
         #expect(Export.merged(try IndexRanges.parse("7,0-2")) == [0...2, 7...7])
@@ -76,15 +76,15 @@ enum QueryFixtures {
         #expect(try LayerFilter.parse("bi:bwd") == LayerFilter(name: "bi", direction: "bwd"))
         #expect(try LayerFilter.parse("a:b:fwd") == LayerFilter(name: "a:b", direction: "fwd"))
         #expect(try LayerFilter.parse("lstm_1") == LayerFilter(name: "lstm_1"))
-        #expect(throws: DatabaseError.self) { try LayerFilter.parse("bi:up") }
-        #expect(throws: DatabaseError.self) { try LayerFilter.parse("") }
+        #expect(throws: StoreError.self) { try LayerFilter.parse("bi:up") }
+        #expect(throws: StoreError.self) { try LayerFilter.parse("") }
     }
 
     @Test func gateLists() throws {
         #expect(try Gate.parseList("o,i,f") == [.i, .f, .o])
         #expect(try Gate.parseList(" H ") == [.h])
-        #expect(throws: DatabaseError.self) { try Gate.parseList("i,i") }
-        #expect(throws: DatabaseError.self) { try Gate.parseList("i,x") }
+        #expect(throws: StoreError.self) { try Gate.parseList("i,i") }
+        #expect(throws: StoreError.self) { try Gate.parseList("i,x") }
     }
 }
 
@@ -108,8 +108,8 @@ enum QueryFixtures {
             .init(name: "gate", defaultValue: "h", choices: ["i", "f", "g", "o", "c", "h"], description: "which gate"),
         ])
         #expect(q.parameterSummary == "run=latest, unit (required), gate=h")
-        #expect(throws: DatabaseError.self) { try NamedQuery.parse(name: "x", text: "-- param: a\n-- param: a\nSELECT 1", source: "x") }
-        #expect(throws: DatabaseError.self) { try NamedQuery.parse(name: "x", text: "-- param: a =\nSELECT 1", source: "x") }
+        #expect(throws: StoreError.self) { try NamedQuery.parse(name: "x", text: "-- param: a\n-- param: a\nSELECT 1", source: "x") }
+        #expect(throws: StoreError.self) { try NamedQuery.parse(name: "x", text: "-- param: a =\nSELECT 1", source: "x") }
     }
 
     /// Every shipped query: documented, declared parameters, promised columns, read-only.
@@ -299,7 +299,7 @@ enum QueryFixtures {
             try w.run("UPDATE runs SET status = 'running' WHERE run_id = ?", run)
         }
         let db = try ReadAccess.open(path)
-        #expect(throws: DatabaseError.self) { try Stats.compute(db, options: Stats.Options()) }  // no complete run
+        #expect(throws: StoreError.self) { try Stats.compute(db, options: Stats.Options()) }  // no complete run
         var options = Stats.Options()
         options.run = run
         options.gates = [.f]

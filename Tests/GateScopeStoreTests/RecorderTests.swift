@@ -306,7 +306,7 @@ import Testing
         #expect(try b.scalar("PRAGMA integrity_check") == .text("ok"))
 
         // A complete run cannot be resumed; a different input or model is refused.
-        #expect(throws: DatabaseError.self) {
+        #expect(throws: StoreError.self) {
             try Recorder.record(model: model, modelPath: modelPath, inputPath: dir + "/in.npz", databasePath: dir + "/part.db", options: resume)
         }
         stopping.stopAfterBatches = 1
