@@ -42,6 +42,22 @@ final class JSONLSequenceReader: SequenceReader {
         }
     }
 
+    /// Skips sequences by counting non-blank lines, without parsing them (a shard's start).
+    func skip(_ count: Int) throws -> Int {
+        var skipped = 0
+        if count > 0, pending != nil {
+            pending = nil
+            position += 1
+            skipped = 1
+        }
+        while skipped < count, let bytes = try lines.next() {
+            if Self.isBlank(bytes) { continue }
+            position += 1
+            skipped += 1
+        }
+        return skipped
+    }
+
     static func isBlank(_ line: ArraySlice<UInt8>) -> Bool {
         line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
     }

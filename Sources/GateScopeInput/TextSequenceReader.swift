@@ -39,4 +39,15 @@ final class TextSequenceReader: SequenceReader {
         }
         return nil
     }
+
+    /// Skips sequences by counting non-empty lines, without decoding them (a shard's start).
+    func skip(_ count: Int) throws -> Int {
+        var skipped = 0
+        while skipped < count, let bytes = try lines.next() {
+            if bytes.isEmpty { continue }
+            position += 1
+            skipped += 1
+        }
+        return skipped
+    }
 }

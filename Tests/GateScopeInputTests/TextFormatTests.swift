@@ -5,6 +5,23 @@ import Testing
 let abcVocab = try! Vocab(["a": 1, "b": 2, "c": 3, " ": 4, "é": 5, "😀": 6, "<unk>": 7])
 
 @Suite struct JSONLTests {
+    /// A shard's start: skipped lines are counted, not parsed, and later indices stay global.
+    @Test func skipCountsLinesWithoutParsing() throws {
+        let dir = try TempDir()
+        let path = try dir.write("s.jsonl", "{\"x\": [[1]]}\n\n{not json at all\n{\"x\": [[2]]}\n{\"x\": [[3]]}\n")
+        let reader = try InputFormat.open(path: path)
+        #expect(try reader.skip(2) == 2)
+        let s = try #require(try reader.next())
+        #expect(s.index == 2 && s.values == .features([2], featureDim: 1))
+        #expect(try reader.skip(5) == 1)
+        #expect(try reader.next() == nil)
+        let text = try dir.write("s.txt", "ab\n\nzz\nba\n")
+        let t = try InputFormat.open(path: text, vocab: abcVocab)
+        #expect(try t.skip(2) == 2)  // "zz" is not in the vocabulary, but it is only counted
+        let u = try #require(try t.next())
+        #expect(u.index == 2 && u.sourceID == "4")
+    }
+
     @Test func featuresWithStringNumberAndMissingIDs() throws {
         let dir = try TempDir()
         let path = try dir.write("f.jsonl", """
