@@ -128,6 +128,14 @@ public enum Merge {
         // Work in a private copy of OUT; it replaces OUT only when everything is written.
         let tmp = out + ".merge-\(getpid())"
         let fm = FileManager.default
+        // A merge that was killed left its copy behind: remove those whose process is gone.
+        let folder = outURL.deletingLastPathComponent().path, prefix = outURL.lastPathComponent + ".merge-"
+        for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix(prefix) {
+            let rest = name.dropFirst(prefix.count)
+            let digits = rest.prefix { $0.isNumber }
+            guard let pid = Int32(digits), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? fm.removeItem(atPath: folder + "/" + name)
+        }
         for suffix in ["", "-wal", "-shm"] { try? fm.removeItem(atPath: tmp + suffix) }
         if fm.fileExists(atPath: out) {
             do {

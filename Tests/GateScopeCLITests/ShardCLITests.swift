@@ -95,10 +95,15 @@ import Testing
         }
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".merge-") }
         #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
+        // What a killed merge left behind (its process is gone) is cleaned up by the next one.
+        for stale in ["out.db.merge-999999", "out.db.merge-999999-wal"] {
+            _ = FileManager.default.createFile(atPath: "\(dir)/\(stale)", contents: Data("partial".utf8))
+        }
         // A good merge keeps OUT's run and adds the merged one.
         let good = try GateScopeCLI.run(["merge", dir + "/out.db"] + (0..<3).map { "\(dir)/s\($0).db" })
         #expect(good.status == 0 && good.stdout.hasPrefix("run 2: "), Comment(rawValue: good.message))
         #expect(try Self.readBack(dir + "/out.db", dir: dir + "/x").count == 4)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".merge-") }.isEmpty)
         let shardArg = try GateScopeCLI.run(Self.recordArgs(input, db: dir + "/bad.db") + ["--shard", "3/3"])
         #expect(shardArg.status != 0)
         #expect(shardArg.message == "gatescope record: --shard 3/3: K must be in 0..<N (0-based), e.g. --shard 3/4 for the last of 4")
