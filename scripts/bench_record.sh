@@ -30,8 +30,8 @@ STEPS=${STEPS:-64}
 FEATURES=16
 UNITS=128
 LAYERS=2
-# Must match Recorder.pageSize (Sources/GateScopeStore/Recorder.swift).
-PAGE_SIZE=$(sed -n 's/.*public static let pageSize = \([0-9]*\).*/\1/p' Sources/GateScopeStore/Recorder.swift)
+# Must match RunWriter.pageSize (Sources/GateScopeStore/RunWriter.swift).
+PAGE_SIZE=$(sed -n 's/.*public static let pageSize = \([0-9]*\).*/\1/p' Sources/GateScopeStore/RunWriter.swift)
 ROWS=$((SEQUENCES * STEPS * UNITS * LAYERS))
 mkdir -p "$BENCH_DIR"
 
