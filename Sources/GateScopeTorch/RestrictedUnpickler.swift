@@ -136,9 +136,9 @@ struct RestrictedUnpickler {
             case 0x8D: try push(.string(String(decoding: try bytes(Int(clamping: try le(8))), as: UTF8.self)))  // BINUNICODE8
             case 0x43: try push(.bytes(Array(try bytes(Int(try byte())))))    // SHORT_BINBYTES
             case 0x42: try push(.bytes(Array(try bytes(Int(try le(4))))))     // BINBYTES
-            case 0x71: memo[Int(try byte())] = stack.last ?? .none            // BINPUT
-            case 0x72: memo[Int(try le(4))] = stack.last ?? .none             // LONG_BINPUT
-            case 0x94: memo[memo.count] = stack.last ?? .none                 // MEMOIZE
+            case 0x71: memo[Int(try byte())] = stack.last ?? PickleValue.none            // BINPUT
+            case 0x72: memo[Int(try le(4))] = stack.last ?? PickleValue.none             // LONG_BINPUT
+            case 0x94: memo[memo.count] = stack.last ?? PickleValue.none                 // MEMOIZE
             case 0x68, 0x6A:                                                  // BINGET, LONG_BINGET
                 let k = op == 0x68 ? Int(try byte()) : Int(try le(4))
                 guard let v = memo[k] else { throw fail("pickle refers to memo \(k), which was never stored") }
