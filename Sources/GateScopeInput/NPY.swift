@@ -326,6 +326,11 @@ public enum NPY {
         var headerLength = 0
         for k in 0..<lengthSize { headerLength |= Int(prefix[8 + k]) << (8 * k) }
         let dictStart = 8 + lengthSize
+        // The declared length is believed only as far as the file reaches (and numpy's own
+        // headers are a few hundred bytes): a hostile length must not allocate gigabytes.
+        guard headerLength <= fileSize - dictStart, headerLength <= 1 << 20 else {
+            throw InputError("truncated .npy header: \(headerLength) header bytes announced, the file has \(Swift.max(0, fileSize - dictStart)) after the prefix")
+        }
         let dictBytes = try read(dictStart, headerLength)
         guard dictBytes.count == headerLength else {
             throw InputError("truncated .npy header: \(headerLength) header bytes announced, \(dictBytes.count) present")
@@ -336,7 +341,7 @@ public enum NPY {
             : String(String.UnicodeScalarView(dictBytes.map { Unicode.Scalar($0) }))
         let literal: PyLiteral
         do { literal = try PyLiteral.parse(text) } catch let e as PyLiteral.ParseError {
-            throw InputError("malformed .npy header: \(e.message): \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw InputError("malformed .npy header: \(e.message): \(excerpt(text.trimmingCharacters(in: .whitespacesAndNewlines)))")
         }
         guard case .dict(let items) = literal else {
             throw InputError("malformed .npy header: expected a dict, got \(literal.repr)")
@@ -547,4 +552,19 @@ func describeIOError(_ error: Error) -> String {
         }
     }
     return ns.localizedDescription
+}
+
+/// File content quoted in a one-line message: control characters escaped, cut to `limit` characters.
+func excerpt(_ text: String, limit: Int = 80) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars {
+        if out.count >= limit { return out + "..." }
+        switch scalar {
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default: out += scalar.value < 0x20 || scalar.value == 0x7F ? scalar.escaped(asASCII: true) : String(scalar)
+        }
+    }
+    return out
 }

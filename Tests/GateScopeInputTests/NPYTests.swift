@@ -151,6 +151,14 @@ import Testing
         Case(label: "truncated data",
              bytes: npyBytes(dict: "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", data: Array(good.dropLast(4))),
              expected: "data is truncated: shape (2, 3) float32 needs 24 bytes after the header, the file has 20"),
+        // A version 2 header that announces 4 GB in a 75-byte file: refused before anything is read.
+        Case(label: "huge header length",
+             bytes: [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 2, 0, 0xF0, 0xFF, 0xFF, 0xFF] + Array(repeating: 0x7B, count: 63),
+             expected: "truncated .npy header: 4294967280 header bytes announced, the file has 63 after the prefix"),
+        // A header with a newline inside is quoted escaped, on one line.
+        Case(label: "header with a newline",
+             bytes: npyBytes(dict: "{'descr': '<f4',\n 'fortran_order': ZZ, 'shape': (6,), }", data: good),
+             expected: "unexpected 'ZZ' at offset 37: {'descr': '<f4',\\n 'fortran_order': ZZ"),
         Case(label: "truncated header",
              bytes: Array(npyBytes(dict: "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }").prefix(40)),
              expected: "truncated .npy header"),
