@@ -27,13 +27,14 @@ struct GateScope: ParsableCommand {
     static func main() {
         let command: ParsableCommand
         do {
-            command = try parseAsRoot()
+            command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
         } catch {
             let code = exitCode(for: error)
             guard code != .success else { exit(withError: error) }  // --help, --version
             let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
             FileHandle.standardError.write(Data("\(commandPath()): \(message)\n".utf8))
-            Foundation.exit(code.rawValue)
+            // One convention for every command: 0 ok, 1 bad input or data, 2 usage.
+            Foundation.exit(2)
         }
         do {
             var command = command
@@ -41,6 +42,26 @@ struct GateScope: ParsableCommand {
         } catch {
             exit(withError: error)
         }
+    }
+
+    /// `--opt -1` as `--opt=-1`: a negative number after an option is its value (ArgumentParser
+    /// would take it for an option and say "Missing value"), so the command's own check can say
+    /// what is wrong with the value.
+    static func joiningNegativeValues(_ args: [String]) -> [String] {
+        var out: [String] = []
+        var k = 0
+        while k < args.count {
+            let a = args[k]
+            if a.hasPrefix("--"), !a.contains("="), k + 1 < args.count, args[k + 1].count > 1, args[k + 1].hasPrefix("-"),
+               Double(args[k + 1]) != nil {
+                out.append(a + "=" + args[k + 1])
+                k += 2
+                continue
+            }
+            out.append(a)
+            k += 1
+        }
+        return out
     }
 
     /// "gatescope", "gatescope stats", "gatescope plot unit": the subcommands named on the command line.

@@ -189,6 +189,13 @@ struct SaturationPlotCommand: ParsableCommand {
     @Option(help: "Right-saturation threshold (and -high / high for g, h).")
     var high: Double = 0.9
 
+    func validate() throws {
+        guard low.isFinite, high.isFinite, (0...1).contains(low), (0...1).contains(high) else {
+            throw ValidationError("--low and --high must be numbers between 0 and 1, e.g. --low 0.1 --high 0.9")
+        }
+        guard low < high else { throw ValidationError("--low must be below --high, got \(low) and \(high), e.g. --low 0.1 --high 0.9") }
+    }
+
     func run() throws {
         try runPlot("saturation") {
             let requested = try gates.map(Gate.parseList) ?? []

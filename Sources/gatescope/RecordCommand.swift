@@ -96,7 +96,7 @@ struct RecordCommand: ParsableCommand {
     func run() throws {
         if let problem = checkOptions() {
             FileHandle.standardError.write(Data("gatescope record: \(problem)\n".utf8))
-            throw ExitCode.failure
+            throw ExitCode(2)  // a usage error, like every other command's
         }
         var options = RecordOptions()
         options.name = name

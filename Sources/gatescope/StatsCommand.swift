@@ -72,6 +72,7 @@ struct StatsCommand: ParsableCommand {
         guard high.isFinite, (0...1).contains(high) else {
             throw ValidationError("--high must be a number between 0 and 1, e.g. --high 0.9")
         }
+        guard low < high else { throw ValidationError("--low must be below --high, got \(low) and \(high), e.g. --low 0.1 --high 0.9") }
         if let top, top < 1 { throw ValidationError("--top must be 1 or more, e.g. --top 10") }
     }
 
