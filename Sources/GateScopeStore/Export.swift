@@ -56,6 +56,7 @@ public enum Export {
         let layers = try ReadAccess.layers(db, run: run.runID, matching: options.layers)
         try Stats.checkGates(options.gates, layers: layers)
         let gates = gates(options, layers: layers)
+        try checkFilters(db, run: run.runID, layers: layers, options: options)
 
         // Layers and units are filtered here by table lookup; sequences and steps in SQL, where the
         // primary key (run_id, seq_id, layer_id, step, unit) also gives the output order for free.
@@ -145,6 +146,25 @@ public enum Export {
         }
         try writer.finish()
         return written
+    }
+
+    /// A filter that selects nothing the run has is an error naming the valid range (rather than
+    /// an empty export that looks like success).
+    static func checkFilters(_ db: Database, run: Int64, layers: [LayerInfo], options: Options) throws {
+        if let units = options.units, let widest = layers.map(\.units).max(),
+           !units.ranges.contains(where: { $0.lowerBound < widest }) {
+            throw StoreError("run \(run) has no unit \(units) in \(layers.map(\.label).joined(separator: ", ")) (units 0-\(widest - 1))")
+        }
+        guard options.sequences != nil || options.steps != nil,
+              let row = try db.query("SELECT min(seq_id), max(seq_id), max(length), count(*) FROM sequences WHERE run_id = ?", [run]).nextRow(),
+              let count = row[3].int64Value, count > 0, let lo = row[0].int64Value, let hi = row[1].int64Value,
+              let longest = row[2].int64Value else { return }
+        if let seqs = options.sequences, !seqs.ranges.contains(where: { Int64($0.upperBound) >= lo && Int64($0.lowerBound) <= hi }) {
+            throw StoreError("run \(run) has no sequence \(seqs) (sequences \(lo)-\(hi))")
+        }
+        if let steps = options.steps, !steps.ranges.contains(where: { Int64($0.lowerBound) < longest }) {
+            throw StoreError("run \(run) has no step \(steps) (its longest sequence has steps 0-\(longest - 1))")
+        }
     }
 
     /// The enclosing range of a filter (everything when nil).

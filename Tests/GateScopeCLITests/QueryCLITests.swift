@@ -285,8 +285,9 @@ enum SharedFixtureDB {
         let text = try String(contentsOfFile: file, encoding: .utf8)
         #expect(text.hasPrefix("run_id,seq_id,source_id,layer,direction,step,token,unit,h\n1,0,\"lstm_single,\"\"0\"\"\nend\",lstm,fwd,0,,0,"))
         #expect(QueryCSV.parse(text).count == 1 + 6)
+        // A sequence the run does not have is an error naming the range, not an empty success.
         let none = try GateScopeCLI.run("export", db, "--run", "1", "--seq", "99", "--format", "csv")
-        #expect(none.status == 0 && none.stdout == "run_id,seq_id,source_id,layer,direction,step,token,unit,i,f,g,o,c,h\n")
+        #expect(none.status == 1 && none.stdout.isEmpty && none.message.contains("has no sequence 99 (sequences 0-"), Comment(rawValue: none.message))
         // -o must never overwrite the database.
         let clobber = try GateScopeCLI.run("runs", db, "-o", db)
         #expect(clobber.status != 0 && clobber.message.contains("is the database itself"))
@@ -552,6 +553,18 @@ enum SharedFixtureDB {
         #expect(out.message == message)
     }
 
+    /// A filter that selects nothing the run has is an error naming the valid range, not an empty
+    /// export with exit 0.
+    @Test(arguments: [(["--seq", "99999"], "has no sequence 99999 (sequences 0-"),
+                      (["--units", "99999"], "has no unit 99999 in "),
+                      (["--steps", "99990-99999"], "has no step 99990-99999 (its longest sequence has steps 0-")])
+    func emptyFiltersAreErrors(args: [String], fragment: String) throws {
+        let out = try GateScopeCLI.run(["export", db] + args)
+        #expect(out.status == 1)
+        #expect(out.stdout.isEmpty)
+        #expect(out.message.hasPrefix("gatescope export: run ") && out.message.contains(fragment), Comment(rawValue: out.message))
+    }
+
     @Test func notADatabase() throws {
         let dir = queryTempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -588,8 +601,9 @@ enum SharedFixtureDB {
         #expect(QueryCSV.parse(stats.stdout)[0][5] == "18")
         let runs = try GateScopeCLI.run("runs", path, "--format", "csv", "--no-header")
         #expect(QueryCSV.parse(runs.stdout)[0][7] == "144")
+        // Sequence 3 is not committed yet: the reader sees only whole sequences, and says which.
         let export = try GateScopeCLI.run("export", path, "--run", "1", "--seq", "3", "--format", "csv", "--no-header")
-        #expect(export.status == 0 && export.stdout.isEmpty)
+        #expect(export.status == 1 && export.stdout.isEmpty && export.message.contains("has no sequence 3"), Comment(rawValue: export.message))
 
         try writer.commit()
         let after = try GateScopeCLI.run("stats", path, "--run", "1", "--gates", "h", "--top", "1", "--format", "csv", "--no-header")
