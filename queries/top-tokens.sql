@@ -1,6 +1,6 @@
 -- name: top-tokens
 -- description: Tokens at which one unit's gate is highest: per token, its count and the mean and max gate value, highest mean first.
--- param: unit              unit index (required)
+-- param: unit:int          unit index (required)
 -- param: run = latest      run id (default: the latest complete run)
 -- param: layer = NULL      layer name, or name:fwd / name:bwd (default: all layers)
 -- param: direction = NULL  fwd or bwd (default: both)

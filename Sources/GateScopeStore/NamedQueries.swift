@@ -27,9 +27,17 @@ public struct NamedQuery: Sendable {
         public var choices: [String]?
         /// What the parameter means.
         public var description: String
+        /// The kind of value it takes: declared as `NAME:int`, `NAME:real` or `NAME:text`, else
+        /// that of a numeric default; nil accepts anything.
+        public var type: ValueType? = nil
 
         /// True when the caller must give a value.
         public var isRequired: Bool { defaultValue == nil }
+    }
+
+    /// What a parameter value must parse as.
+    public enum ValueType: String, Sendable, Equatable {
+        case int, real, text
     }
 
     /// The query's name (the file name without `.sql`).
@@ -83,6 +91,14 @@ public struct NamedQuery: Sendable {
         }
         var name = token()
         if name.hasPrefix(":") || name.hasPrefix("@") || name.hasPrefix("$") { name = name.dropFirst() }
+        var declared: ValueType? = nil
+        if let colon = name.firstIndex(of: ":") {
+            guard let t = ValueType(rawValue: String(name[name.index(after: colon)...])) else {
+                throw StoreError("\(source): bad header line 'param: \(text)': a type is :int, :real or :text")
+            }
+            declared = t
+            name = name[..<colon]
+        }
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
             throw StoreError("\(source): bad header line 'param: \(text)': expected NAME [= DEFAULT] DESCRIPTION")
         }
@@ -94,6 +110,9 @@ public struct NamedQuery: Sendable {
                 throw StoreError("\(source): parameter '\(name)' has '=' but no default")
             }
             parameter.defaultValue = String(value)
+            if declared == nil, value != "NULL", value != "latest" {
+                if Int64(value) != nil { declared = .int } else if Double(value) != nil { declared = .real }
+            }
         } else {
             rest = save
         }
@@ -103,6 +122,7 @@ public struct NamedQuery: Sendable {
             rest = rest[rest.index(after: close)...]
         }
         parameter.description = rest.trimmingCharacters(in: .whitespaces)
+        parameter.type = declared
         return parameter
     }
 
@@ -218,7 +238,18 @@ public struct NamedQuery: Sendable {
         }
         // Names stay text even when they look like numbers (a layer called "2").
         if name == "layer" || name == "direction" { return .text(text) }
-        return NamedQuery.bindable(text)
+        switch parameters.first(where: { $0.name == name })?.type {
+        case .int?:
+            guard let v = Int64(text) else { throw StoreError("\(label): parameter '\(name)' takes an integer, got '\(text.prefix(40))'") }
+            return .integer(v)
+        case .real?:
+            guard let v = Double(text), v.isFinite else { throw StoreError("\(label): parameter '\(name)' takes a number, got '\(text.prefix(40))'") }
+            return .real(v)
+        case .text?:
+            return .text(text)
+        case nil:
+            return NamedQuery.bindable(text)
+        }
     }
 
     /// Integer if `text` is one, else a finite real if it is one, else the text itself.

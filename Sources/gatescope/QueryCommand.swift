@@ -87,9 +87,15 @@ struct QueryCommand: ParsableCommand {
             let named = try NamedQuery.find(query!)
             let database = try ReadAccess.open(db)
             let rows = try named.prepare(on: database, values: values)
+            // The first row is read before anything is written: a statement refused while it
+            // runs (load_extension, ...) leaves stdout and -o untouched.
+            let first = try rows.nextRow()
             let writer = try output.makeWriter(database: db)
             try writer.begin(columns: rows.columnNames)
-            while let row = try rows.nextRow() { try writer.write(row.values) }
+            if let first {
+                try writer.write(first.values)
+                while let row = try rows.nextRow() { try writer.write(row.values) }
+            }
             try writer.finish()
         }
     }

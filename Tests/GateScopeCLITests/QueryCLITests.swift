@@ -513,6 +513,8 @@ enum SharedFixtureDB {
         (["query", "DB", "nope"], "gatescope query: unknown query 'nope' (named queries: dead-units, integrators, memory-spans, saturation, top-tokens, unit-correlation; or give a FILE.sql)"),
         (["query", "DB", "missing.sql"], "gatescope query: no SQL file 'missing.sql'"),
         (["query", "DB", "top-tokens"], "gatescope query: query 'top-tokens' needs parameter 'unit' (unit index (required)): pass -p unit VALUE"),
+        (["query", "DB", "integrators", "-p", "high", "abc"], "gatescope query: query 'integrators': parameter 'high' takes a number, got 'abc'"),
+        (["query", "DB", "top-tokens", "-p", "unit", "x"], "gatescope query: query 'top-tokens': parameter 'unit' takes an integer, got 'x'"),
         (["query", "DB", "top-tokens", "-p", "unit", "1", "-p", "gate", "x"], "gatescope query: query 'top-tokens': 'x' is not a valid gate; use one of i, f, g, o, c, h, z, r, n"),
         (["query", "DB", "saturation", "-p", "bogus", "1"], "gatescope query: query 'saturation' has no parameter 'bogus' (parameters: run, layer, direction, low, high)"),
         (["query", "DB", "saturation", "-p", "run", "two"], "gatescope query: query 'saturation': run must be a run id or 'latest', not 'two'"),
