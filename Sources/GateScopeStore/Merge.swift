@@ -158,11 +158,7 @@ public enum Merge {
                 var summaries: [UnitKey: [Gate: GateSummary]] = [:]
                 for (k, shard) in shards.enumerated() {
                     try copy(db, from: shard, as: id, header: k == 0 ? .merged(shards) : nil)
-                    for (key, gates) in try loadSummaries(file: shard.file, run: shard.runID) {
-                        for (gate, s) in gates {
-                            if summaries[key]?[gate] == nil { summaries[key, default: [:]][gate] = s } else { summaries[key]![gate]!.merge(s) }
-                        }
-                    }
+                    GateSummary.merge(try loadSummaries(file: shard.file, run: shard.runID), into: &summaries)
                 }
                 try db.transaction { try GateSummary.write(summaries, to: db, runID: id) }
                 let rows = shards.reduce(Int64(0)) { $0 + $1.rows }

@@ -149,38 +149,15 @@ public enum Stats {
         var rows: [Row] = []
         var source = Source.summaries
         if useSummaries {
-            // Which counts the histograms cannot answer exactly (threshold off the 1/1000 grid).
-            var scanLeft = Set<Gate>(), scanRight = Set<Gate>()
-            for layer in layers {
-                for unit in 0..<layer.units {
-                    let perGate = summaries[UnitKey(layerID: Int(layer.layerID), unit: unit)]!
-                    for gate in gatesOf(layer) {
-                        let s = perGate[gate]!
-                        var row = Row(runID: run.runID, layer: layer, unit: unit, gate: gate, n: s.n,
-                                      leftCount: nil, rightCount: nil,
-                                      mean: s.n > 0 ? s.mean : nil, std: s.n > 0 ? s.std : nil,
-                                      min: s.n > 0 ? s.min : nil, max: s.n > 0 ? s.max : nil)
-                        if let (lt, rt) = thresholds(for: gate, low: options.low, high: options.high), s.n > 0 {
-                            row.leftCount = s.countBelow(lt)
-                            row.rightCount = s.countAbove(rt)
-                            if row.leftCount == nil { scanLeft.insert(gate) }
-                            if row.rightCount == nil { scanRight.insert(gate) }
-                        }
-                        rows.append(row)
-                    }
-                }
-            }
-            if !scanLeft.isEmpty || !scanRight.isEmpty {
+            var plan = try summaryRows(run: run.runID, file: db.path, layers: layers, summaries: summaries, options: options)
+            if !plan.offGrid.isEmpty {
                 source = .summariesAndScan
-                let scanned = try scan(db, run: run.runID, layers: layers, gates: scanLeft.union(scanRight),
+                let scanned = try scan(db, run: run.runID, layers: layers, gates: plan.offGrid,
                                        low: options.low, high: options.high, moments: false,
                                        partitions: options.scanPartitions)
-                for k in rows.indices where rows[k].n > 0 {
-                    let counted = scanned[ScanKey(layerID: rows[k].layer.layerID, unit: rows[k].unit, gate: rows[k].gate)]
-                    if scanLeft.contains(rows[k].gate) { rows[k].leftCount = counted?.below ?? 0 }
-                    if scanRight.contains(rows[k].gate) { rows[k].rightCount = counted?.above ?? 0 }
-                }
+                plan.fill(from: scanned)
             }
+            rows = plan.rows
         } else {
             source = .scan
             let scanned = try scan(db, run: run.runID, layers: layers, gates: Set(layers.flatMap(gatesOf)),
@@ -232,49 +209,67 @@ public enum Stats {
         try checkGates(options.gates, layers: layers)
         var summaries: [UnitKey: [Gate: GateSummary]] = [:]
         for shard in ordered {
-            for (key, gates) in try GateSummary.load(from: byFile[shard.file]!, runID: shard.runID) {
-                for (gate, s) in gates {
-                    if summaries[key]?[gate] == nil { summaries[key, default: [:]][gate] = s } else { summaries[key]![gate]!.merge(s) }
-                }
+            GateSummary.merge(try GateSummary.load(from: byFile[shard.file]!, runID: shard.runID), into: &summaries)
+        }
+        var plan = try summaryRows(run: run.runID, file: first.path, layers: layers, summaries: summaries, options: options)
+        var source = Source.summaries
+        if !plan.offGrid.isEmpty {
+            source = .summariesAndScan
+            var counted: [ScanKey: Accumulator] = [:]
+            for shard in ordered {
+                let part = try scan(byFile[shard.file]!, run: shard.runID, layers: layers, gates: plan.offGrid,
+                                    low: options.low, high: options.high, moments: false, partitions: options.scanPartitions)
+                for (k, a) in part { counted[k, default: Accumulator()].merge(a) }
+            }
+            plan.fill(from: counted)
+        }
+        var rows = sorted(plan.rows, by: options.sort)
+        if let top = options.top, top < rows.count { rows = Array(rows.prefix(max(0, top))) }
+        return Result(run: run, rows: rows, source: source)
+    }
+
+    /// Rows answered from per-unit summaries, and the gates whose left or right counts need a
+    /// scan because a threshold is off the 1/1000 grid.
+    struct SummaryRows {
+        var rows: [Row]
+        var scanLeft: Set<Gate>
+        var scanRight: Set<Gate>
+        var offGrid: Set<Gate> { scanLeft.union(scanRight) }
+
+        /// Takes the off-grid counts from a scan of the same rows.
+        mutating func fill(from scanned: [ScanKey: Accumulator]) {
+            for k in rows.indices where rows[k].n > 0 {
+                let counted = scanned[ScanKey(layerID: rows[k].layer.layerID, unit: rows[k].unit, gate: rows[k].gate)]
+                if scanLeft.contains(rows[k].gate) { rows[k].leftCount = counted?.below ?? 0 }
+                if scanRight.contains(rows[k].gate) { rows[k].rightCount = counted?.above ?? 0 }
             }
         }
-        var rows: [Row] = []
-        var scanGates = Set<Gate>()
+    }
+
+    /// One row per (layer, unit, gate) from `summaries`; a missing summary is damaged data.
+    static func summaryRows(run: Int64, file: String, layers: [LayerInfo], summaries: [UnitKey: [Gate: GateSummary]],
+                            options: Options) throws -> SummaryRows {
+        var plan = SummaryRows(rows: [], scanLeft: [], scanRight: [])
         for layer in layers {
             for unit in 0..<layer.units {
                 for gate in gates(of: layer, requested: options.gates) {
                     guard let s = summaries[UnitKey(layerID: Int(layer.layerID), unit: unit)]?[gate] else {
-                        throw DatabaseError(code: SQLITE_CORRUPT, message: "run \(run.runID) of '\(first.path)' has no summary of \(layer.label) unit \(unit) gate \(gate)")
+                        throw DatabaseError(code: SQLITE_CORRUPT, message: "run \(run) of '\(file)' has no summary of \(layer.label) unit \(unit) gate \(gate)")
                     }
-                    var row = Row(runID: run.runID, layer: layer, unit: unit, gate: gate, n: s.n, leftCount: nil, rightCount: nil,
-                                  mean: s.n > 0 ? s.mean : nil, std: s.n > 0 ? s.std : nil, min: s.n > 0 ? s.min : nil, max: s.n > 0 ? s.max : nil)
+                    var row = Row(runID: run, layer: layer, unit: unit, gate: gate, n: s.n, leftCount: nil, rightCount: nil,
+                                  mean: s.n > 0 ? s.mean : nil, std: s.n > 0 ? s.std : nil,
+                                  min: s.n > 0 ? s.min : nil, max: s.n > 0 ? s.max : nil)
                     if let (lt, rt) = thresholds(for: gate, low: options.low, high: options.high), s.n > 0 {
                         row.leftCount = s.countBelow(lt)
                         row.rightCount = s.countAbove(rt)
-                        if row.leftCount == nil || row.rightCount == nil { scanGates.insert(gate) }
+                        if row.leftCount == nil { plan.scanLeft.insert(gate) }
+                        if row.rightCount == nil { plan.scanRight.insert(gate) }
                     }
-                    rows.append(row)
+                    plan.rows.append(row)
                 }
             }
         }
-        var source = Source.summaries
-        if !scanGates.isEmpty {
-            source = .summariesAndScan
-            var counted: [ScanKey: Accumulator] = [:]
-            for shard in ordered {
-                let part = try scan(byFile[shard.file]!, run: shard.runID, layers: layers, gates: scanGates,
-                                    low: options.low, high: options.high, moments: false, partitions: options.scanPartitions)
-                for (k, a) in part { counted[k, default: Accumulator()].merge(a) }
-            }
-            for k in rows.indices where rows[k].n > 0 && scanGates.contains(rows[k].gate) {
-                let a = counted[ScanKey(layerID: rows[k].layer.layerID, unit: rows[k].unit, gate: rows[k].gate)]
-                if rows[k].leftCount == nil { rows[k].leftCount = a?.below ?? 0 }
-                if rows[k].rightCount == nil { rows[k].rightCount = a?.above ?? 0 }
-            }
-        }
-        rows = sorted(rows, by: options.sort)
-        if let top = options.top, top < rows.count { rows = Array(rows.prefix(max(0, top))) }
-        return Result(run: run, rows: rows, source: source)
+        return plan
     }
 
     /// Writes a result to `writer`.

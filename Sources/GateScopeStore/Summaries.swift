@@ -233,6 +233,15 @@ public struct GateSummary: Equatable, Sendable {
         }
     }
 
+    /// Adds the summaries of another part of a recording (a shard) to `total`, key by key.
+    public static func merge(_ part: [UnitKey: [Gate: GateSummary]], into total: inout [UnitKey: [Gate: GateSummary]]) {
+        for (key, gates) in part {
+            for (gate, s) in gates {
+                if total[key]?[gate] == nil { total[key, default: [:]][gate] = s } else { total[key]![gate]!.merge(s) }
+            }
+        }
+    }
+
     /// The summaries of one run: (layer_id, unit) -> gate -> summary. Empty when the run has none.
     public static func load(from db: Database, runID: Int64) throws -> [UnitKey: [Gate: GateSummary]] {
         let rows = try db.query("""
