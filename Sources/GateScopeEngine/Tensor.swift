@@ -22,10 +22,16 @@ extension Tensor {
         var order = Array(0..<shape.count)
         order.remove(at: from)
         order.insert(from, at: to)
-        let outShape = order.map { shape[$0] }
+        return transposed(order)
+    }
+
+    /// The axes permuted: output axis k is input axis `perm[k]`.
+    public func transposed(_ perm: [Int]) -> Tensor {
+        if perm == Array(0..<shape.count) { return self }
+        let outShape = perm.map { shape[$0] }
         var strides = [Int](repeating: 1, count: shape.count)
         for k in stride(from: shape.count - 2, through: 0, by: -1) { strides[k] = strides[k + 1] * shape[k + 1] }
-        let permStrides = order.map { strides[$0] }
+        let permStrides = perm.map { strides[$0] }
         var out = [Float](repeating: 0, count: values.count)
         var index = [Int](repeating: 0, count: shape.count)
         for o in 0..<values.count {

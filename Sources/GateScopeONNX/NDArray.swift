@@ -21,31 +21,16 @@ struct NDArray: Sendable {
         return s
     }
 
-    /// Axes permuted: output axis k is input axis perm[k].
+    /// Axes permuted: output axis k is input axis perm[k] (the engine's `Tensor.transposed`).
     func transposed(_ perm: [Int]) -> NDArray {
-        if perm == Array(0..<shape.count) { return self }
-        let outShape = perm.map { shape[$0] }
-        let inStrides = NDArray.strides(shape)
-        let permStrides = perm.map { inStrides[$0] }
-        var out = [Float](repeating: 0, count: count)
-        var index = [Int](repeating: 0, count: outShape.count)
-        for o in 0..<count {
-            var src = 0
-            for k in 0..<index.count { src += index[k] * permStrides[k] }
-            out[o] = values[src]
-            var k = index.count - 1
-            while k >= 0 { index[k] += 1; if index[k] < outShape[k] { break }; index[k] = 0; k -= 1 }
-        }
-        return NDArray(shape: outShape, values: out)
+        let t = Tensor(shape: shape, values: values).transposed(perm)
+        return NDArray(shape: t.shape, values: t.values)
     }
 
     /// Moves axis `from` to position `to`, keeping the others in order.
     func movingAxis(_ from: Int, to: Int) -> NDArray {
-        if from == to { return self }
-        var order = Array(0..<shape.count)
-        order.remove(at: from)
-        order.insert(from, at: to)
-        return transposed(order)
+        let t = Tensor(shape: shape, values: values).movingAxis(from, to: to)
+        return NDArray(shape: t.shape, values: t.values)
     }
 
     /// numpy broadcasting of two arrays with `op` applied elementwise.
