@@ -20,13 +20,8 @@ public struct GRUSpec: Equatable, Sendable {
     public init(name: String, units: Int, inputDim: Int, activation: Activation, recurrentActivation: Activation,
                 goBackwards: Bool, returnSequences: Bool, zeroOutputForMask: Bool, resetAfter: Bool,
                 kernel: Matrix, recurrentKernel: Matrix, inputBias: [Float]?, recurrentBias: [Float]?) throws {
-        guard kernel.rows == inputDim, kernel.cols == 3 * units else {
-            throw EngineError.weightShape(layer: name, weight: "kernel", expected: [inputDim, 3 * units], got: [kernel.rows, kernel.cols])
-        }
-        guard recurrentKernel.rows == units, recurrentKernel.cols == 3 * units else {
-            throw EngineError.weightShape(layer: name, weight: "recurrent_kernel", expected: [units, 3 * units],
-                                          got: [recurrentKernel.rows, recurrentKernel.cols])
-        }
+        try kernel.check(rows: inputDim, cols: 3 * units, layer: name, weight: "kernel")
+        try recurrentKernel.check(rows: units, cols: 3 * units, layer: name, weight: "recurrent_kernel")
         for b in [inputBias, recurrentBias] {
             if let b, b.count != 3 * units {
                 throw EngineError.weightShape(layer: name, weight: "bias", expected: [3 * units], got: [b.count])
@@ -72,13 +67,8 @@ public struct SimpleRNNSpec: Equatable, Sendable {
     /// Creates a spec, checking every weight shape against `units` and `inputDim`.
     public init(name: String, units: Int, inputDim: Int, activation: Activation, goBackwards: Bool,
                 returnSequences: Bool, zeroOutputForMask: Bool, kernel: Matrix, recurrentKernel: Matrix, bias: [Float]?) throws {
-        guard kernel.rows == inputDim, kernel.cols == units else {
-            throw EngineError.weightShape(layer: name, weight: "kernel", expected: [inputDim, units], got: [kernel.rows, kernel.cols])
-        }
-        guard recurrentKernel.rows == units, recurrentKernel.cols == units else {
-            throw EngineError.weightShape(layer: name, weight: "recurrent_kernel", expected: [units, units],
-                                          got: [recurrentKernel.rows, recurrentKernel.cols])
-        }
+        try kernel.check(rows: inputDim, cols: units, layer: name, weight: "kernel")
+        try recurrentKernel.check(rows: units, cols: units, layer: name, weight: "recurrent_kernel")
         if let bias, bias.count != units {
             throw EngineError.weightShape(layer: name, weight: "bias", expected: [units], got: [bias.count])
         }

@@ -34,12 +34,8 @@ public struct GeneralLSTMSpec: Equatable, Sendable {
                 peepholes: (i: [Float], f: [Float], o: [Float])? = nil, clip: Float? = nil, inputForget: Bool = false,
                 projection: Matrix? = nil) throws {
         let out = projection?.cols ?? units
-        guard kernel.rows == inputDim, kernel.cols == 4 * units else {
-            throw EngineError.weightShape(layer: name, weight: "input weights", expected: [inputDim, 4 * units], got: [kernel.rows, kernel.cols])
-        }
-        guard recurrentKernel.rows == out, recurrentKernel.cols == 4 * units else {
-            throw EngineError.weightShape(layer: name, weight: "recurrent weights", expected: [out, 4 * units], got: [recurrentKernel.rows, recurrentKernel.cols])
-        }
+        try kernel.check(rows: inputDim, cols: 4 * units, layer: name, weight: "input weights")
+        try recurrentKernel.check(rows: out, cols: 4 * units, layer: name, weight: "recurrent weights")
         if let bias, bias.count != 4 * units {
             throw EngineError.weightShape(layer: name, weight: "bias", expected: [4 * units], got: [bias.count])
         }

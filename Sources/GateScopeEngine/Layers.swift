@@ -5,6 +5,13 @@ public struct Matrix: Equatable, Sendable {
     /// [rows, cols], row-major
     public var values: [Float]
 
+    /// Throws `EngineError.weightShape` naming the layer and weight unless the matrix is `[rows, cols]`.
+    func check(rows: Int, cols: Int, layer: String, weight: String) throws {
+        guard self.rows == rows, self.cols == cols else {
+            throw EngineError.weightShape(layer: layer, weight: weight, expected: [rows, cols], got: [self.rows, self.cols])
+        }
+    }
+
     /// Wraps `values` as a `[rows, cols]` matrix; the count must match.
     public init(rows: Int, cols: Int, values: [Float]) {
         precondition(values.count == rows * cols, "matrix \(rows)x\(cols) needs \(rows * cols) values, got \(values.count)")
@@ -33,13 +40,8 @@ public struct LSTMSpec: Equatable, Sendable {
     public init(name: String, units: Int, inputDim: Int, activation: Activation, recurrentActivation: Activation,
                 goBackwards: Bool, returnSequences: Bool, zeroOutputForMask: Bool,
                 kernel: Matrix, recurrentKernel: Matrix, bias: [Float]?) throws {
-        guard kernel.rows == inputDim, kernel.cols == 4 * units else {
-            throw EngineError.weightShape(layer: name, weight: "kernel", expected: [inputDim, 4 * units], got: [kernel.rows, kernel.cols])
-        }
-        guard recurrentKernel.rows == units, recurrentKernel.cols == 4 * units else {
-            throw EngineError.weightShape(layer: name, weight: "recurrent_kernel", expected: [units, 4 * units],
-                                          got: [recurrentKernel.rows, recurrentKernel.cols])
-        }
+        try kernel.check(rows: inputDim, cols: 4 * units, layer: name, weight: "kernel")
+        try recurrentKernel.check(rows: units, cols: 4 * units, layer: name, weight: "recurrent_kernel")
         if let bias, bias.count != 4 * units {
             throw EngineError.weightShape(layer: name, weight: "bias", expected: [4 * units], got: [bias.count])
         }
