@@ -113,25 +113,28 @@ import Testing
         #expect(totalRows > 0)
     }
 
-    /// `predict` on every ONNX fixture equals onnxruntime's outputs (expected.npz `y__NAME`), in
-    /// the graph's own layouts (time-major inputs and outputs included).
-    @Test(arguments: files(in: "torch", names: ["model.onnx"]).filter { !$0.contains("onnx_bad_op") })
-    func onnxPredictEqualsOnnxRuntime(_ file: String) throws {
+    /// `predict` on every ONNX fixture equals onnxruntime's outputs, in the graph's own layouts
+    /// (time-major inputs and outputs included), and on every PyTorch state dict the torch
+    /// module's own output, h_n and c_n (expected.npz `y__NAME`).
+    @Test(arguments: files(in: "torch", names: ["model.onnx"]).filter { !$0.contains("onnx_bad_op") }
+                     + files(in: "torch", names: ["model.pt", "model.safetensors"]))
+    func predictEqualsTheFramework(_ file: String) throws {
         let parts = file.split(separator: "/").map(String.init)
         let caseDir = Self.fixtures.appendingPathComponent(parts[0]).appendingPathComponent(parts[1])
-        let tmp = try GateScopeCLI.tempDir("onnxpredict")
+        let framework = parts[2].hasSuffix(".onnx") ? "onnxruntime" : "torch"
+        let tmp = try GateScopeCLI.tempDir("predict")
         defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let meta = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: caseDir.appendingPathComponent("meta.json"))) as? [String: Any])
         let out = try GateScopeCLI.run(["predict", caseDir.appendingPathComponent(parts[2]).path,
-                                        caseDir.appendingPathComponent("inputs.npz").path, "-o", tmp + "/y.npz"])
+                                        caseDir.appendingPathComponent("inputs.npz").path, "-o", tmp + "/y.npz"] + Self.moduleArguments(meta))
         try #require(out.status == 0, Comment(rawValue: "\(file): \(out.message)"))
         let got = try NPZ.read(path: tmp + "/y.npz")
         let expected = try NPZ.read(path: caseDir.appendingPathComponent("expected.npz").path)
-        let meta = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: caseDir.appendingPathComponent("meta.json"))) as? [String: Any])
         let outputs = try #require(meta["outputs"] as? [String])
         #expect(Set(got.keys) == Set(outputs), "\(file): outputs \(got.keys.sorted())")
         for name in outputs {
             let a = try #require(got[name]), b = try #require(expected["y__\(name)"])
-            #expect(a.shape == b.shape, "\(file): \(name) shape \(a.shape) vs onnxruntime \(b.shape)")
+            #expect(a.shape == b.shape, "\(file): \(name) shape \(a.shape) vs \(framework) \(b.shape)")
             guard a.shape == b.shape else { continue }
             let x = try a.floats(), y = try b.floats()
             var worst = 0.0, at = 0
@@ -140,35 +143,6 @@ import Testing
                 if r > worst { worst = r; at = k }
             }
             #expect(worst <= 1, "\(file): \(name) worst |a-b|/(2e-5+1e-4|b|) = \(worst) at flat index \(at): \(x[at]) vs \(y[at])")
-        }
-    }
-
-    /// `predict` on every PyTorch state dict equals the torch module's own output, h_n and c_n.
-    @Test(arguments: files(in: "torch", names: ["model.pt", "model.safetensors"]))
-    func stateDictPredictEqualsTorch(_ file: String) throws {
-        let parts = file.split(separator: "/").map(String.init)
-        let caseDir = Self.fixtures.appendingPathComponent(parts[0]).appendingPathComponent(parts[1])
-        let tmp = try GateScopeCLI.tempDir("sdpredict")
-        defer { try? FileManager.default.removeItem(atPath: tmp) }
-        let meta = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: caseDir.appendingPathComponent("meta.json"))) as? [String: Any])
-        let out = try GateScopeCLI.run(["predict", caseDir.appendingPathComponent(parts[2]).path,
-                                        caseDir.appendingPathComponent("inputs.npz").path, "-o", tmp + "/y.npz"] + Self.moduleArguments(meta))
-        try #require(out.status == 0, Comment(rawValue: "\(file): \(out.message)"))
-        let got = try NPZ.read(path: tmp + "/y.npz")
-        let expected = try NPZ.read(path: caseDir.appendingPathComponent("expected.npz").path)
-        let names = try #require(meta["outputs"] as? [String])
-        #expect(Set(got.keys) == Set(names), "\(file): outputs \(got.keys.sorted())")
-        for name in names {
-            let a = try #require(got[name]), b = try #require(expected["y__\(name)"])
-            #expect(a.shape == b.shape, "\(file): \(name) shape \(a.shape) vs torch \(b.shape)")
-            guard a.shape == b.shape else { continue }
-            let x = try a.floats(), y = try b.floats()
-            var worst = 0.0
-            for (g, e) in zip(x, y) {
-                let want = Double(e), diff = abs(Double(g) - want)
-                worst = max(worst, diff / (2e-5 + 1e-4 * abs(want)))
-            }
-            #expect(worst <= 1, "\(file): \(name) worst |a-b|/(2e-5+1e-4|b|) = \(worst)")
         }
     }
 
