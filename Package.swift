@@ -56,7 +56,7 @@ let package = Package(
         ]),
         .target(
             name: "GateScopeStore",
-            dependencies: ["GateScopeEngine", "GateScopeInput", "CSQLite"],
+            dependencies: ["GateScopeEngine", "GateScopeInput", "CSQLite", "CBLAS"],
             plugins: ["EmbedSQLPlugin"]
         ),
         .target(name: "GateScopeRecording", dependencies: ["GateScopeEngine", "GateScopeInput", "GateScopeStore"]),

@@ -8,10 +8,11 @@
 --
 -- h is the hidden state after each step for every cell (LSTM, GRU, SimpleRNN), read from the
 -- hidden_states view (schema/003_cells.sql). Sorted by max_abs_h, smallest (deadest) first.
+-- `gatescope query` answers from the per-unit summaries of h (any threshold); --scan runs this SQL.
 SELECT l.run_id, l.name AS layer, l.direction, g.unit,
        count(*) AS n,
        max(abs(g.h)) AS max_abs_h,
-       avg(g.h) AS mean_h
+       gs_mean(g.h) AS mean_h
 FROM hidden_states AS g
 JOIN layers AS l ON l.run_id = g.run_id AND l.layer_id = g.layer_id
 WHERE g.run_id = :run

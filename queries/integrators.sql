@@ -11,11 +11,13 @@
 -- z for GRU layers (h = z*h_prev + (1-z)*n); `gate` names it. SimpleRNN layers have none and give
 -- no rows. It is read from the memory_gates view (schema/003_cells.sql).
 -- right = fraction of the unit's recorded steps with gate > high. Sorted by right, highest first.
+-- mean is gs_mean, the exact mean gatescope registers (see README.md here). `gatescope query`
+-- answers from the per-unit summaries when high is a multiple of 0.001; --scan runs this SQL.
 SELECT l.run_id, l.name AS layer, l.direction, g.unit,
        CASE l.cell WHEN 'gru' THEN 'z' ELSE 'f' END AS gate,
        count(*) AS n,
        sum(g.value > :high) * 1.0 / count(*) AS right,
-       avg(g.value) AS mean,
+       gs_mean(g.value) AS mean,
        min(g.value) AS min
 FROM memory_gates AS g
 JOIN layers AS l ON l.run_id = g.run_id AND l.layer_id = g.layer_id

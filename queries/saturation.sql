@@ -9,9 +9,10 @@
 --
 -- One row per (layer half, unit, gate of its cell): LSTM layers i f g o c h (table gates), GRU
 -- layers z r n h (gru_gates), SimpleRNN layers h (simple_rnn_gates). c has no saturation: left
--- and right are NULL. std is the population standard deviation sqrt(E[x^2] - E[x]^2).
--- `gatescope stats` answers the same question from the per-unit summaries in milliseconds; its
--- counts equal this query's.
+-- and right are NULL. mean and std (population) are gs_mean and gs_std, the exact moments
+-- gatescope registers (see README.md here). `gatescope query` answers from the per-unit
+-- summaries, as `gatescope stats` does, when low and high are multiples of 0.001; --scan runs
+-- this SQL, and both give the same values.
 WITH lstm_list(ord, gate) AS (
     VALUES (1, 'i'), (2, 'f'), (3, 'g'), (4, 'o'), (5, 'c'), (6, 'h')
 ),
@@ -27,22 +28,22 @@ sel AS (
 ),
 lstm AS (
     SELECT g.layer_id, g.unit, count(*) AS cnt,
-           sum(g.i < :low) AS i_l, sum(g.i > :high) AS i_r, avg(g.i) AS i_m, avg(g.i * g.i) AS i_s, min(g.i) AS i_min, max(g.i) AS i_max,
-           sum(g.f < :low) AS f_l, sum(g.f > :high) AS f_r, avg(g.f) AS f_m, avg(g.f * g.f) AS f_s, min(g.f) AS f_min, max(g.f) AS f_max,
-           sum(g.g < -:high) AS g_l, sum(g.g > :high) AS g_r, avg(g.g) AS g_m, avg(g.g * g.g) AS g_s, min(g.g) AS g_min, max(g.g) AS g_max,
-           sum(g.o < :low) AS o_l, sum(g.o > :high) AS o_r, avg(g.o) AS o_m, avg(g.o * g.o) AS o_s, min(g.o) AS o_min, max(g.o) AS o_max,
-           avg(g.c) AS c_m, avg(g.c * g.c) AS c_s, min(g.c) AS c_min, max(g.c) AS c_max,
-           sum(g.h < -:high) AS h_l, sum(g.h > :high) AS h_r, avg(g.h) AS h_m, avg(g.h * g.h) AS h_s, min(g.h) AS h_min, max(g.h) AS h_max
+           sum(g.i < :low) AS i_l, sum(g.i > :high) AS i_r, gs_mean(g.i) AS i_m, gs_std(g.i) AS i_s, min(g.i) AS i_min, max(g.i) AS i_max,
+           sum(g.f < :low) AS f_l, sum(g.f > :high) AS f_r, gs_mean(g.f) AS f_m, gs_std(g.f) AS f_s, min(g.f) AS f_min, max(g.f) AS f_max,
+           sum(g.g < -:high) AS g_l, sum(g.g > :high) AS g_r, gs_mean(g.g) AS g_m, gs_std(g.g) AS g_s, min(g.g) AS g_min, max(g.g) AS g_max,
+           sum(g.o < :low) AS o_l, sum(g.o > :high) AS o_r, gs_mean(g.o) AS o_m, gs_std(g.o) AS o_s, min(g.o) AS o_min, max(g.o) AS o_max,
+           gs_mean(g.c) AS c_m, gs_std(g.c) AS c_s, min(g.c) AS c_min, max(g.c) AS c_max,
+           sum(g.h < -:high) AS h_l, sum(g.h > :high) AS h_r, gs_mean(g.h) AS h_m, gs_std(g.h) AS h_s, min(g.h) AS h_min, max(g.h) AS h_max
     FROM gates AS g
     WHERE g.run_id = :run AND g.layer_id IN (SELECT layer_id FROM sel)
     GROUP BY g.layer_id, g.unit
 ),
 gru AS (
     SELECT g.layer_id, g.unit, count(*) AS cnt,
-           sum(g.z < :low) AS z_l, sum(g.z > :high) AS z_r, avg(g.z) AS z_m, avg(g.z * g.z) AS z_s, min(g.z) AS z_min, max(g.z) AS z_max,
-           sum(g.r < :low) AS r_l, sum(g.r > :high) AS r_r, avg(g.r) AS r_m, avg(g.r * g.r) AS r_s, min(g.r) AS r_min, max(g.r) AS r_max,
-           sum(g.n < -:high) AS n_l, sum(g.n > :high) AS n_r, avg(g.n) AS n_m, avg(g.n * g.n) AS n_s, min(g.n) AS n_min, max(g.n) AS n_max,
-           sum(g.h < -:high) AS h_l, sum(g.h > :high) AS h_r, avg(g.h) AS h_m, avg(g.h * g.h) AS h_s, min(g.h) AS h_min, max(g.h) AS h_max
+           sum(g.z < :low) AS z_l, sum(g.z > :high) AS z_r, gs_mean(g.z) AS z_m, gs_std(g.z) AS z_s, min(g.z) AS z_min, max(g.z) AS z_max,
+           sum(g.r < :low) AS r_l, sum(g.r > :high) AS r_r, gs_mean(g.r) AS r_m, gs_std(g.r) AS r_s, min(g.r) AS r_min, max(g.r) AS r_max,
+           sum(g.n < -:high) AS n_l, sum(g.n > :high) AS n_r, gs_mean(g.n) AS n_m, gs_std(g.n) AS n_s, min(g.n) AS n_min, max(g.n) AS n_max,
+           sum(g.h < -:high) AS h_l, sum(g.h > :high) AS h_r, gs_mean(g.h) AS h_m, gs_std(g.h) AS h_s, min(g.h) AS h_min, max(g.h) AS h_max
     FROM gru_gates AS g
     WHERE g.run_id = :run AND g.layer_id IN (SELECT layer_id FROM sel)
     GROUP BY g.layer_id, g.unit
@@ -69,7 +70,7 @@ per_gate AS (
     CROSS JOIN gru_list AS k
     UNION ALL
     SELECT g.layer_id, g.unit, 1, 'h', count(*),
-           sum(g.h < -:high), sum(g.h > :high), avg(g.h), avg(g.h * g.h), min(g.h), max(g.h)
+           sum(g.h < -:high), sum(g.h > :high), gs_mean(g.h), gs_std(g.h), min(g.h), max(g.h)
     FROM simple_rnn_gates AS g
     WHERE g.run_id = :run AND g.layer_id IN (SELECT layer_id FROM sel)
     GROUP BY g.layer_id, g.unit
@@ -78,7 +79,7 @@ SELECT s.run_id, s.name AS layer, s.direction, p.unit, p.gate, p.n,
        p.nl * 1.0 / p.n AS left,
        p.nr * 1.0 / p.n AS right,
        p.m AS mean,
-       sqrt(max(0.0, p.s - p.m * p.m)) AS std,
+       p.s AS std,
        p.lo AS min,
        p.hi AS max
 FROM per_gate AS p

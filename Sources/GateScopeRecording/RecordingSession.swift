@@ -109,6 +109,7 @@ final class Session {
     let stop: StopFlag?
     let progress: ((RecordProgress) -> Void)?
     var summaries: SummaryAccumulator { writer.summaries }
+    var extras: SequenceAccumulators { writer.extras }
 
     /// Index of the run's first sequence in the whole input (a shard's start, else 0).
     var firstSequence = 0
@@ -336,9 +337,11 @@ final class Producer: @unchecked Sendable {
         }
     }
 
-    /// Adds the batch's rows to the summaries in primary-key order (seq, layer, step, unit).
+    /// Adds the batch's rows to the summaries in primary-key order (seq, layer, step, unit), and
+    /// each sequence to the pair moments and spans.
     func accumulate(_ buf: BatchBuffer) {
         let acc = session.summaries
+        let extras = session.extras
         let layerCount = session.units.count
         buf.gates.withUnsafeBufferPointer { gp in
             buf.active.withUnsafeBufferPointer { ap in
@@ -351,6 +354,7 @@ final class Producer: @unchecked Sendable {
                             let p = layerBase + t * u * width
                             for unit in 0..<u { acc.add(layer: li, unit: unit, p + unit * width) }
                         }
+                        extras.add(layer: li, seqID: Int64(buf.indices[b]), steps: buf.layerTime[li], values: layerBase, active: ap.baseAddress! + activeBase)
                     }
                 }
             }

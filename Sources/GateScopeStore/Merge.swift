@@ -160,7 +160,10 @@ public enum Merge {
                     try copy(db, from: shard, as: id, header: k == 0 ? .merged(shards) : nil)
                     GateSummary.merge(try loadSummaries(file: shard.file, run: shard.runID), into: &summaries)
                 }
-                try db.transaction { try GateSummary.write(summaries, to: db, runID: id) }
+                try db.transaction {
+                    try GateSummary.write(summaries, to: db, runID: id)
+                    try mergeSequenceStatistics(shards, into: db, runID: id)
+                }
                 let rows = shards.reduce(Int64(0)) { $0 + $1.rows }
                 written.append(Written(runID: id, sources: shards.map { "\($0.file) run \($0.runID)" }, rows: rows))
                 total += rows
@@ -233,6 +236,14 @@ public enum Merge {
             case nil:
                 break
             }
+            if case .copied? = header {
+                // Table and column names are literals here.
+                for (table, columns) in [("unit_h_moments", "layer_id, unit, n, sum, sum_sq"),
+                                         ("unit_pairs", "layer_id, unit_a, unit_b, r, sum_ab"),
+                                         ("unit_spans", "layer_id, unit, k, longest, seq_id, first_step, spans")] {
+                    try db.run("INSERT INTO \(table) (run_id, \(columns)) SELECT ?, \(columns) FROM src.\(table) WHERE run_id = ?", id, source.runID)
+                }
+            }
             try db.run("INSERT INTO sequences SELECT ?, seq_id, length, source_id FROM src.sequences WHERE run_id = ? ORDER BY seq_id", id, source.runID)
             try db.run("INSERT INTO tokens SELECT ?, seq_id, step, token_id, token FROM src.tokens WHERE run_id = ? ORDER BY seq_id, step", id, source.runID)
             for cell in CellKind.allCases {
@@ -249,10 +260,50 @@ public enum Merge {
 
     static func copyLayers(_ db: Database, source: Int64, as id: Int64) throws {
         try db.run("""
-            INSERT INTO layers (run_id, layer_id, name, direction, units, input_dim, activation, recurrent_activation, time_input, aligned, cell)
-            SELECT ?, layer_id, name, direction, units, input_dim, activation, recurrent_activation, time_input, aligned, cell
+            INSERT INTO layers (run_id, layer_id, name, direction, units, input_dim, activation, recurrent_activation, time_input, aligned, cell,
+                                pairs_stored, spans_stored)
+            SELECT ?, layer_id, name, direction, units, input_dim, activation, recurrent_activation, time_input, aligned, cell,
+                   pairs_stored, spans_stored
             FROM src.layers WHERE run_id = ?
             """, id, source)
+    }
+}
+
+extension Merge {
+    /// Adds up the shards' pair moments and spans, layer by layer, as run `runID` of `db`; a
+    /// layer keeps them only if every shard does (otherwise queries scan its rows).
+    static func mergeSequenceStatistics(_ shards: [SourceRun], into db: Database, runID: Int64) throws {
+        let sources = try shards.map { try ReadAccess.open($0.file) }
+        let layers = try ReadAccess.layers(sources[0], run: shards[0].runID)
+        let mark = try db.prepare("UPDATE layers SET pairs_stored = ?, spans_stored = ? WHERE run_id = ? AND layer_id = ?")
+        for l in layers {
+            func flags(_ column: String) throws -> [Int64?] {
+                try zip(sources, shards).map { src, shard in
+                    try src.scalar("SELECT \(column) FROM layers WHERE run_id = ? AND layer_id = ?", shard.runID, l.layerID)?.int64Value
+                }
+            }
+            let pairFlags = try flags("pairs_stored"), spanFlags = try flags("spans_stored")
+            func combined(_ f: [Int64?]) -> Int64? { f.contains(where: { $0 == nil }) ? nil : f.map { $0! }.min() }
+            let pairs = combined(pairFlags), spans = combined(spanFlags)
+            if pairs == 1 {
+                var total: LayerPairMoments? = nil
+                for (src, shard) in zip(sources, shards) {
+                    let part = try LayerPairMoments.load(from: src, runID: shard.runID, layerID: Int(l.layerID), units: l.units)
+                    if total == nil { total = part } else { total!.merge(part) }
+                }
+                try total!.write(to: db, runID: runID, layerID: Int(l.layerID))
+            }
+            if spans == 1 {
+                var total: [Span]? = nil
+                for (src, shard) in zip(sources, shards) {
+                    let part = try SpanAccumulator.load(from: src, runID: shard.runID, layerID: Int(l.layerID), units: l.units)
+                    if total == nil { total = part } else { for k in part.indices { total![k].merge(part[k]) } }
+                }
+                try SpanAccumulator.write(total!, units: l.units, to: db, runID: runID, layerID: Int(l.layerID))
+            }
+            try mark.bind([pairs, spans, runID, l.layerID] as [SQLiteBindable?])
+            try mark.run()
+        }
     }
 }
 

@@ -162,6 +162,22 @@ public struct NamedQuery: Sendable {
     /// Prepares the query on `db`, binds `values` (name -> text as typed) over the header defaults,
     /// and returns the rows. Refuses statements that could write.
     public func prepare(on db: Database, values: [String: String]) throws -> ResultSet {
+        try bind(on: db, values: values).result
+    }
+
+    /// The query's rows: for a shipped query whose answer recording stored (per-unit summaries,
+    /// pairs, spans), read from there; otherwise, or with `scan`, by running the SQL. Both give
+    /// the same rows.
+    public func run(on db: Database, values: [String: String], scan: Bool = false) throws -> QueryRows {
+        let (result, bound) = try bind(on: db, values: values)
+        if !scan, source == "queries/\(name).sql", let rows = try StoredAnswers.rows(of: name, bound: bound, db: db) {
+            return QueryRows(columnNames: result.columnNames, stored: rows)
+        }
+        return QueryRows(result: result)
+    }
+
+    /// The prepared, bound statement and the values bound to each parameter.
+    func bind(on db: Database, values: [String: String]) throws -> (result: ResultSet, bound: [String: SQLiteValue]) {
         let statement = try db.prepare(sql)
         guard statement.isReadOnly, statement.columnCount > 0 else {
             throw DatabaseError(code: SQLITE_READONLY,
@@ -210,7 +226,7 @@ public struct NamedQuery: Sendable {
             _ = try ReadAccess.layers(db, run: run, matching: [filter])
         }
         for (name, value) in bound { try statement.bind(value, name: ":" + name) }
-        return ResultSet(statement: statement)
+        return (ResultSet(statement: statement), bound)
     }
 
     /// `query 'name'` or `query file 'x.sql'`, for messages.
@@ -266,5 +282,40 @@ public struct NamedQuery: Sendable {
             if let d = p.defaultValue { s += "=" + d } else { s += " (required)" }
             return s
         }.joined(separator: ", ")
+    }
+}
+
+/// The rows of a named query: from its statement, or answered from stored summaries.
+public final class QueryRows {
+    /// Where the rows come from.
+    public enum Source: String, Sendable {
+        /// `unit_summaries`, `unit_pairs` or `unit_spans`.
+        case stored
+        /// The query's SQL, over the gate rows.
+        case scan
+    }
+
+    public let columnNames: [String]
+    public let source: Source
+    private let result: ResultSet?
+    private var stored: IndexingIterator<[[SQLiteValue]]>?
+
+    init(result: ResultSet) {
+        self.result = result
+        columnNames = result.columnNames
+        source = .scan
+    }
+
+    init(columnNames: [String], stored rows: [[SQLiteValue]]) {
+        result = nil
+        self.columnNames = columnNames
+        stored = rows.makeIterator()
+        source = .stored
+    }
+
+    /// The next row's values, nil when done.
+    public func nextRow() throws -> [SQLiteValue]? {
+        if let result { return try result.nextRow()?.values }
+        return stored?.next()
     }
 }

@@ -142,6 +142,7 @@ public enum ReadAccess {
             throw StoreError("'\(path)' is not a GateScope database (it is empty); create one with `gatescope record`")
         }
         try Schema.checkReadable(db)
+        try SQLFunctions.register(on: db)
         return db
     }
 

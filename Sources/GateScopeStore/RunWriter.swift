@@ -128,6 +128,8 @@ public final class RunWriter {
     public let layers: [RecordedLayer]
     /// The per-unit summaries the pipeline adds every written row to.
     public let summaries: SummaryAccumulator
+    /// Pair moments of h and memory spans, which the pipeline adds every written sequence to.
+    public let extras: SequenceAccumulators
     public private(set) var runID: Int64 = 0
     public private(set) var committedSequences = 0
     public private(set) var committedSteps: Int64 = 0
@@ -155,6 +157,7 @@ public final class RunWriter {
         try Self.configureWriter(db)
         self.layers = layers
         summaries = SummaryAccumulator(layerIDs: layers.map(\.layerID), units: layers.map(\.units), cells: layers.map(\.cell))
+        extras = SequenceAccumulators(layers: layers)
     }
 
     /// Writer settings: see the benchmark notes in scripts/bench_record.sh.
@@ -231,6 +234,7 @@ public final class RunWriter {
             }
             try db.run("DELETE FROM tokens WHERE run_id = ? AND seq_id >= ?", runID, first + count)
             try db.run("DELETE FROM unit_summaries WHERE run_id = ?", runID)
+            for table in ["unit_h_moments", "unit_pairs", "unit_spans"] { try db.run("DELETE FROM \(table) WHERE run_id = ?", runID) }
             committedSequences = Int(count)
             committedSteps = steps
             committedRows = try rebuildSummaries()
@@ -244,7 +248,8 @@ public final class RunWriter {
     }
 
     /// Re-adds every committed row to the summaries, in primary-key order (the recorder's order
-    /// within each (layer, unit); the exact sums do not even depend on that).
+    /// within each (layer, unit); the exact sums do not even depend on that), and each sequence's
+    /// steps to the pair moments and spans.
     func rebuildSummaries() throws -> Int64 {
         let maxID = layers.map(\.layerID).max() ?? 0
         var position = [Int](repeating: -1, count: maxID + 1)
@@ -252,20 +257,33 @@ public final class RunWriter {
         var rows: Int64 = 0
         for cell in CellKind.allCases where layers.contains(where: { $0.cell == cell }) {
             let width = cell.planes.count
-            let st = try db.prepare("SELECT layer_id, unit, \(cell.planes.joined(separator: ", ")) FROM \(cell.table) WHERE run_id = ? ORDER BY seq_id, layer_id, step, unit")
+            let st = try db.prepare("SELECT seq_id, layer_id, step, unit, \(cell.planes.joined(separator: ", ")) FROM \(cell.table) WHERE run_id = ? ORDER BY seq_id, layer_id, step, unit")
             try st.bind([runID])
             var values = [Float](repeating: 0, count: width)
+            let block = SequenceBlock()
             while try st.step() {
-                let layer = st.int(at: 0), unit = st.int(at: 1)
+                let seq = st.int64(at: 0), layer = st.int(at: 1), step = st.int(at: 2), unit = st.int(at: 3)
                 guard layer >= 0, layer < position.count, position[layer] >= 0, layers[position[layer]].cell == cell,
                       unit >= 0, unit < layers[position[layer]].units else {
                     throw DatabaseError(code: SQLITE_CORRUPT, message: "run \(runID) has a \(cell.table) row for layer \(layer), unit \(unit) that the model does not record")
                 }
+                let li = position[layer]
+                guard step >= 0, step < SequenceBlock.maxSteps else {
+                    throw DatabaseError(code: SQLITE_CORRUPT, message: "run \(runID) sequence \(seq) layer \(layer) has a row at step \(step)")
+                }
+                if block.seqID != seq || block.layer != li {
+                    block.feed(extras)
+                    block.start(seqID: seq, layer: li, units: layers[li].units, width: width)
+                }
                 // Stored REALs are Double(Float32): converting back is exact.
-                for g in 0..<width { values[g] = Float(st.double(at: 2 + g)) }
-                values.withUnsafeBufferPointer { summaries.add(layer: position[layer], unit: unit, $0.baseAddress!) }
+                for g in 0..<width { values[g] = Float(st.double(at: 4 + g)) }
+                values.withUnsafeBufferPointer { summaries.add(layer: li, unit: unit, $0.baseAddress!) }
+                guard block.set(step: step, unit: unit, values) else {
+                    throw DatabaseError(code: SQLITE_CORRUPT, message: "run \(runID) sequence \(seq) layer \(layer) has a row at step \(step), more steps than a sequence can hold")
+                }
                 rows += 1
             }
+            block.feed(extras)
         }
         return rows
     }
@@ -385,6 +403,7 @@ public final class RunWriter {
         committedRows += Int64(pendingRows)
         pendingRows = 0; pendingSequences = 0; pendingSteps = 0
         try summaries.write(to: db, runID: runID)
+        try extras.write(to: db, runID: runID, layerIDs: layers.map(\.layerID))
         try db.run("""
             UPDATE runs SET status = 'complete', error = NULL, finished_at = ?,
                    recorded_sequences = ?, recorded_steps = ?, row_count = ?

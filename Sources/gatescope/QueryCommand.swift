@@ -14,6 +14,10 @@ struct QueryCommand: ParsableCommand {
         -p layer NAME:bwd also sets direction. run defaults to the latest complete run. Statements \
         that would write are refused, and the database is opened read-only anyway.
 
+        integrators, dead-units, saturation, memory-spans and unit-correlation are answered from \
+        what record stored (per-unit summaries, unit pairs, memory spans) when their thresholds \
+        are on its grid; otherwise, and with --scan, their SQL scans the rows. Both give the same rows.
+
         Examples:
           gatescope query demo.db --list
           gatescope query demo.db integrators -p high 0.95 -p fraction 0.8
@@ -61,6 +65,9 @@ struct QueryCommand: ParsableCommand {
     @Flag(help: "List the named queries with their description and parameters.")
     var list = false
 
+    @Flag(help: "Run the query's SQL over the gate rows even where the stored summaries answer it (same rows, slower; for checking).")
+    var scan = false
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -86,15 +93,15 @@ struct QueryCommand: ParsableCommand {
             let values = try parameterValues()
             let named = try NamedQuery.find(query!)
             let database = try ReadAccess.open(db)
-            let rows = try named.prepare(on: database, values: values)
+            let rows = try named.run(on: database, values: values, scan: scan)
             // The first row is read before anything is written: a statement refused while it
             // runs (load_extension, ...) leaves stdout and -o untouched.
             let first = try rows.nextRow()
             let writer = try output.makeWriter(database: db)
             try writer.begin(columns: rows.columnNames)
             if let first {
-                try writer.write(first.values)
-                while let row = try rows.nextRow() { try writer.write(row.values) }
+                try writer.write(first)
+                while let row = try rows.nextRow() { try writer.write(row) }
             }
             try writer.finish()
         }

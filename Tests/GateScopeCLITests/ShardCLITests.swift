@@ -30,7 +30,10 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try sumsSQL.write(toFile: dir + "/sums.sql", atomically: true, encoding: .utf8)
         return try [["stats", db, "--format", "csv"], ["stats", db, "--format", "csv", "--low", "0.1234", "--high", "0.8766"],
-                    ["export", db, "--format", "csv"], ["query", db, dir + "/sums.sql", "--format", "csv"]].map { args in
+                    ["export", db, "--format", "csv"], ["query", db, dir + "/sums.sql", "--format", "csv"],
+                    // Answered from the merged unit_pairs and unit_spans.
+                    ["query", db, "unit-correlation", "-p", "limit", "-1", "--format", "csv"],
+                    ["query", db, "memory-spans", "-p", "threshold", "0.5", "--format", "csv"]].map { args in
             let out = try GateScopeCLI.run(args)
             #expect(out.status == 0, Comment(rawValue: "\(args): \(out.message)"))
             return out.stdout

@@ -300,10 +300,14 @@ import Testing
         func table(_ db: Database, _ sql: String) throws -> [[SQLiteValue]] { try db.query(sql).allRows().map(\.values) }
         for sql in ["SELECT * FROM sequences ORDER BY seq_id", "SELECT * FROM layers ORDER BY layer_id",
                     "SELECT * FROM unit_summaries ORDER BY layer_id, unit, gate",
+                    "SELECT * FROM unit_h_moments ORDER BY layer_id, unit",
+                    "SELECT * FROM unit_pairs ORDER BY layer_id, unit_a, unit_b",
+                    "SELECT * FROM unit_spans ORDER BY layer_id, unit, k",
                     "SELECT status, recorded_sequences, recorded_steps, row_count, sequence_count, error FROM runs"] {
             #expect(try table(a, sql) == table(b, sql), "\(sql)")
         }
         #expect(try b.scalar("PRAGMA integrity_check") == .text("ok"))
+        #expect(try count(a, "SELECT count(*) FROM unit_pairs") > 0 && count(a, "SELECT count(*) FROM unit_spans") > 0)
 
         // A complete run cannot be resumed; a different input or model is refused.
         #expect(throws: StoreError.self) {

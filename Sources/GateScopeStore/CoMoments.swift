@@ -1,0 +1,271 @@
+import CBLAS
+import CSQLite
+import Foundation
+
+/// The co-moment `Σ h_a h_b` of two units of one layer half, kept exactly and independent of the
+/// order the steps are added in, so that recording, a resumed run, merged shards and a full scan
+/// of the rows all give bit-identical correlations.
+///
+/// Each h is quantized to a multiple of 2^-40 (`q(h) = round(h * 2^40)`, exact for every Float32
+/// with |h| >= 2^-16, off by at most 2^-41 below) and the integer products are summed in an Int128.
+public enum PairMoments {
+    /// 2^40: the quantum of h is 2^-40.
+    static let scale = 1_099_511_627_776.0
+
+    /// `round(h * 2^40)`; valid for |h| < 2^23 (recording keeps pairs only when every |h| <= 1).
+    @inline(__always)
+    public static func quantized(_ h: Double) -> Int64 { Int64((h * scale).rounded(.toNearestOrEven)) }
+
+    /// Pearson r of two units from their step count and the quantized sums Σq(a), Σq(b), Σq(a)²,
+    /// Σq(b)² and Σq(a)q(b), in double-double arithmetic (the 2^-40 scale cancels); nil when either
+    /// unit's h is constant. Clamped to [-1, 1].
+    public static func correlation(n: Int64, sumA: Int128, sumB: Int128, sumSqA: Int128, sumSqB: Int128, sumAB: Int128) -> Double? {
+        guard n > 1 else { return nil }
+        let count = DoubleDouble(Double(n))
+        let sa = DoubleDouble(int128: sumA), sb = DoubleDouble(int128: sumB)
+        let cov = count * DoubleDouble(int128: sumAB) - sa * sb
+        let va = count * DoubleDouble(int128: sumSqA) - sa * sa
+        let vb = count * DoubleDouble(int128: sumSqB) - sb * sb
+        guard va.value > 0, vb.value > 0 else { return nil }
+        let r = cov.value / (va.value.squareRoot() * vb.value.squareRoot())
+        return Swift.max(-1, Swift.min(1, r))
+    }
+
+    /// The `sum_ab` blob: 16 bytes, little-endian two's complement.
+    public static func encoded(_ v: Int128) -> Data {
+        withUnsafeBytes(of: v.littleEndian) { Data($0) }
+    }
+
+    /// Reads `encoded(_:)`; nil when the blob is not 16 bytes.
+    public static func decoded(_ data: Data) -> Int128? {
+        guard data.count == 16 else { return nil }
+        return data.withUnsafeBytes { Int128(littleEndian: $0.loadUnaligned(as: Int128.self)) }
+    }
+}
+
+extension DoubleDouble {
+    /// An Int128 to about 106 bits.
+    init(int128 v: Int128) {
+        let hi = Double(v)
+        // hi is within 2^75 of v for |v| < 2^127, so the remainder fits an Int128 and is exact in a
+        // Double to 53 bits.
+        let rest = v - Int128(hi)
+        self = DoubleDouble(hi) + DoubleDouble(Double(rest))
+    }
+}
+
+/// Accumulates `Σ q(h_a) q(h_b)` for every pair of units of each recorded layer half (the
+/// recorder's side; `PairScan` is the row-by-row side with the same result).
+///
+/// h is split into 20-bit integer halves `q = A1 * 2^20 + A0` stored as Doubles; a symmetric rank-K
+/// update (BLAS dsyrk) of the rows `[A1 | A0]` then sums products below 2^40, at most 8192 of them
+/// before they are moved to Int128 totals, so every partial sum is an integer below 2^53 and the
+/// BLAS result is exact in whatever order it adds. A layer whose h leaves [-1, 1] (a ReLU
+/// SimpleRNN), or with more than `maxUnits` units, keeps no pairs: queries then scan its rows.
+public final class PairAccumulator {
+    /// Largest layer for which pairs are kept ((2u)^2 Doubles of block sums).
+    public static let maxUnits = 2048
+    static let flushRows = 8192
+    static let stageRows = 256
+
+    final class Layer {
+        let units: Int
+        let plane: Int
+        let width: Int
+        var valid: Bool
+        var stage: [Double]     // [stageRows, 2u]: A1 then A0 of each staged step
+        var staged = 0
+        var block: [Double]     // [2u, 2u], upper triangle: Σ of products since the last flush
+        var sinceFlush = 0
+        var totals: [Int128]    // pair (a, b), a < b, at pairIndex(a, b)
+        var unitSum: [Int64]    // Σq per unit since the last flush (below 2^53)
+        var sum: [Int128]       // Σq per unit
+        var sumSq: [Int128]     // Σq² per unit
+        var steps: Int64 = 0
+
+        init(units: Int, plane: Int, width: Int) {
+            self.units = units
+            self.plane = plane
+            self.width = width
+            valid = units <= PairAccumulator.maxUnits
+            let n = valid ? units : 0
+            stage = [Double](repeating: 0, count: PairAccumulator.stageRows * 2 * n)
+            block = [Double](repeating: 0, count: 4 * n * n)
+            totals = [Int128](repeating: 0, count: n * Swift.max(n - 1, 0) / 2)
+            unitSum = [Int64](repeating: 0, count: n)
+            sum = [Int128](repeating: 0, count: n)
+            sumSq = [Int128](repeating: 0, count: n)
+        }
+    }
+
+    let layers: [Layer]
+
+    /// Pairs of h for layers of `units` units whose h is plane `hPlane` of `width` planes.
+    public init(units: [Int], hPlane: [Int], width: [Int]) {
+        layers = units.indices.map { Layer(units: units[$0], plane: hPlane[$0], width: width[$0]) }
+    }
+
+    /// Index of pair (a, b), a < b, among the u(u-1)/2 pairs in row order.
+    @inline(__always)
+    static func pairIndex(_ a: Int, _ b: Int, units u: Int) -> Int { a * (2 * u - a - 1) / 2 + (b - a - 1) }
+
+    /// Adds the active steps of one sequence of layer `li`: `values` is `[steps, units, width]`,
+    /// `active[t]` says whether step t was computed.
+    public func add(layer li: Int, steps: Int, values: UnsafePointer<Float>, active: UnsafePointer<Bool>) {
+        let l = layers[li]
+        guard l.valid else { return }
+        let u = l.units, w = l.width
+        for t in 0..<steps where active[t] {
+            let row = values + t * u * w + l.plane
+            // Every h of the step is checked before any is staged, so a layer that turns invalid
+            // has staged nothing from this step.
+            for unit in 0..<u where !(abs(row[unit * w]) <= 1) {
+                l.valid = false
+                return
+            }
+            l.stage.withUnsafeMutableBufferPointer { st in
+                let base = st.baseAddress! + l.staged * 2 * u
+                l.unitSum.withUnsafeMutableBufferPointer { us in
+                    for unit in 0..<u {
+                        let q = PairMoments.quantized(Double(row[unit * w]))
+                        let hi = q >> 20
+                        base[unit] = Double(hi)
+                        base[u + unit] = Double(q - hi << 20)
+                        us[unit] += q
+                    }
+                }
+            }
+            l.staged += 1
+            l.steps += 1
+            if l.staged == Self.stageRows { drain(l) }
+        }
+    }
+
+    /// Runs the rank-K update of the staged rows; moves the block sums to the totals every `flushRows`.
+    func drain(_ l: Layer) {
+        guard l.staged > 0 else { return }
+        if l.sinceFlush + l.staged > Self.flushRows { flush(l) }
+        let n = Int32(2 * l.units)
+        l.stage.withUnsafeBufferPointer { a in
+            l.block.withUnsafeMutableBufferPointer { c in
+                // C (upper) += A^T A, A = [staged, 2u] row-major.
+                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, Int32(l.staged), 1, a.baseAddress!, n, 1, c.baseAddress!, n)
+            }
+        }
+        l.sinceFlush += l.staged
+        l.staged = 0
+    }
+
+    /// Adds the block sums to the Int128 totals and clears them.
+    func flush(_ l: Layer) {
+        let u = l.units, n = 2 * u
+        l.block.withUnsafeMutableBufferPointer { c in
+            l.totals.withUnsafeMutableBufferPointer { tot in
+                for a in 0..<u {
+                    for b in (a + 1)..<u {
+                        let p11 = Int128(Int64(c[a * n + b]))         // Σ A1_a A1_b
+                        let p10 = Int128(Int64(c[a * n + u + b]))     // Σ A1_a A0_b
+                        let p01 = Int128(Int64(c[b * n + u + a]))     // Σ A1_b A0_a
+                        let p00 = Int128(Int64(c[(u + a) * n + u + b]))  // Σ A0_a A0_b
+                        tot[Self.pairIndex(a, b, units: u)] += p11 << 40 + (p10 + p01) << 20 + p00
+                    }
+                    let d11 = Int128(Int64(c[a * n + a])), d10 = Int128(Int64(c[a * n + u + a]))
+                    let d00 = Int128(Int64(c[(u + a) * n + u + a]))
+                    l.sumSq[a] += d11 << 40 + (2 * d10) << 20 + d00
+                    l.sum[a] += Int128(l.unitSum[a])
+                    l.unitSum[a] = 0
+                }
+                c.baseAddress!.update(repeating: 0, count: c.count)
+            }
+        }
+        l.sinceFlush = 0
+    }
+
+    /// What layer `li` kept, nil when it keeps no pairs.
+    public func moments(layer li: Int) -> LayerPairMoments? {
+        let l = layers[li]
+        guard l.valid else { return nil }
+        drain(l)
+        flush(l)
+        return LayerPairMoments(units: l.units, steps: l.steps, sum: l.sum, sumSq: l.sumSq, pairs: l.totals)
+    }
+}
+
+/// The quantized moments of h of one layer half: per unit Σq and Σq², per pair Σq(a)q(b).
+public struct LayerPairMoments: Equatable, Sendable {
+    public var units: Int
+    /// Steps added (every unit has one h per step).
+    public var steps: Int64
+    public var sum: [Int128]
+    public var sumSq: [Int128]
+    /// u(u-1)/2 pairs in `PairAccumulator.pairIndex` order.
+    public var pairs: [Int128]
+
+    /// Pearson r of units a < b.
+    public func correlation(_ a: Int, _ b: Int) -> Double? {
+        PairMoments.correlation(n: steps, sumA: sum[a], sumB: sum[b], sumSqA: sumSq[a], sumSqB: sumSq[b],
+                                sumAB: pairs[PairAccumulator.pairIndex(a, b, units: units)])
+    }
+
+    /// Adds another part of the same layer's steps (a shard).
+    public mutating func merge(_ o: LayerPairMoments) {
+        precondition(o.units == units, "pair moments of \(o.units) units cannot merge into \(units)")
+        steps += o.steps
+        for k in sum.indices { sum[k] += o.sum[k]; sumSq[k] += o.sumSq[k] }
+        for k in pairs.indices { pairs[k] += o.pairs[k] }
+    }
+}
+
+extension LayerPairMoments {
+    /// Writes `unit_h_moments` and `unit_pairs` of one layer half of run `runID`.
+    func write(to db: Database, runID: Int64, layerID: Int) throws {
+        let unitRow = try db.prepare("INSERT INTO unit_h_moments (run_id, layer_id, unit, n, sum, sum_sq) VALUES (?, ?, ?, ?, ?, ?)")
+        for a in 0..<units {
+            try unitRow.bind([runID, layerID, a, steps, PairMoments.encoded(sum[a]), PairMoments.encoded(sumSq[a])] as [SQLiteBindable?])
+            try unitRow.run()
+        }
+        let pairRow = try db.prepare("INSERT INTO unit_pairs (run_id, layer_id, unit_a, unit_b, r, sum_ab) VALUES (?, ?, ?, ?, ?, ?)")
+        for a in 0..<units {
+            for b in (a + 1)..<Swift.max(a + 1, units) {
+                try pairRow.bind([runID, layerID, a, b, correlation(a, b),
+                                  PairMoments.encoded(pairs[PairAccumulator.pairIndex(a, b, units: units)])] as [SQLiteBindable?])
+                try pairRow.run()
+            }
+        }
+    }
+
+    /// The stored moments of one layer half of `units` units; throws when rows are missing or malformed.
+    static func load(from db: Database, runID: Int64, layerID: Int, units: Int) throws -> LayerPairMoments {
+        var m = LayerPairMoments(units: units, steps: 0, sum: .init(repeating: 0, count: units), sumSq: .init(repeating: 0, count: units),
+                                 pairs: .init(repeating: 0, count: units * Swift.max(units - 1, 0) / 2))
+        func corrupt(_ what: String) -> DatabaseError {
+            DatabaseError(code: SQLITE_CORRUPT, message: "run \(runID) layer \(layerID): \(what)")
+        }
+        let st = try db.prepare("SELECT unit, n, sum, sum_sq FROM unit_h_moments WHERE run_id = ? AND layer_id = ? ORDER BY unit")
+        try st.bind([runID, layerID])
+        var seen = 0
+        while try st.step() {
+            let a = st.int(at: 0)
+            guard a == seen, a < units, let s = st.data(at: 2).flatMap(PairMoments.decoded), let q = st.data(at: 3).flatMap(PairMoments.decoded) else {
+                throw corrupt("unit_h_moments row for unit \(st.int(at: 0)) is out of place or malformed")
+            }
+            if a == 0 { m.steps = st.int64(at: 1) } else if m.steps != st.int64(at: 1) { throw corrupt("unit_h_moments counts differ between units") }
+            m.sum[a] = s; m.sumSq[a] = q
+            seen += 1
+        }
+        guard seen == units else { throw corrupt("unit_h_moments has \(seen) of \(units) units") }
+        let pr = try db.prepare("SELECT unit_a, unit_b, sum_ab FROM unit_pairs WHERE run_id = ? AND layer_id = ? ORDER BY unit_a, unit_b")
+        try pr.bind([runID, layerID])
+        var k = 0
+        while try pr.step() {
+            let a = pr.int(at: 0), b = pr.int(at: 1)
+            guard a >= 0, b > a, b < units, PairAccumulator.pairIndex(a, b, units: units) == k, let v = pr.data(at: 2).flatMap(PairMoments.decoded) else {
+                throw corrupt("unit_pairs row (\(a), \(b)) is out of place or malformed")
+            }
+            m.pairs[k] = v
+            k += 1
+        }
+        guard k == m.pairs.count else { throw corrupt("unit_pairs has \(k) of \(m.pairs.count) pairs") }
+        return m
+    }
+}
