@@ -67,16 +67,36 @@ public enum Export {
         // One arm per cell table; a column the cell lacks is NULL. Table and column names come
         // from the cell descriptor, never from user text.
         let cells = CellKind.allCases.filter { c in layers.contains { $0.cell == c } }
-        let arms = cells.map { cell -> String in
+        // A few units are also selected in SQL, so that the unit index (`gatescope index`) can
+        // seek to them instead of reading the whole run; without it, SQLite scans as before.
+        var unitFilter = "", unitValues: [String: Int64] = [:]
+        if let units = options.units {
+            let count = units.ranges.reduce(0) { $0 + $1.count }
+            if units.ranges.count == 1 {
+                unitFilter = "\n  AND g.unit BETWEEN :unit_lo AND :unit_hi"
+                unitValues = [":unit_lo": Int64(units.ranges[0].lowerBound), ":unit_hi": Int64(units.ranges[0].upperBound)]
+            } else if count <= 256 {
+                let list = units.ranges.flatMap { Array($0) }
+                unitFilter = "\n  AND g.unit IN (" + list.indices.map { ":unit_\($0)" }.joined(separator: ", ") + ")"
+                for (k, u) in list.enumerated() { unitValues[":unit_\(k)"] = Int64(u) }
+            }
+            let ids = layers.map(\.layerID)
+            unitFilter += "\n  AND g.layer_id IN (" + ids.indices.map { ":layer_\($0)" }.joined(separator: ", ") + ")"
+            for (k, id) in ids.enumerated() { unitValues[":layer_\(k)"] = id }
+        }
+        // With a unit filter and the unit index, the gate rows are the outer loop, read through the
+        // index (SQLite's planner would rather walk every sequence of the range).
+        let seek = try !unitFilter.isEmpty && cells.allSatisfy { try UnitIndex.hasIndex(db, cell: $0) }
+        let arms = try cells.map { cell -> String in
             let columns = gates.map { cell.planes.contains($0.rawValue) ? "g." + $0.rawValue : "NULL" }
             return """
                 SELECT g.seq_id, s.source_id, g.layer_id, g.step, coalesce(t.token, t.token_id), g.unit\
                 \(columns.map { ", " + $0 }.joined())
-                FROM \(cell.table) AS g
+                FROM \(cell.table) AS g\(seek ? " INDEXED BY " + UnitIndex.indexName(cell) + " CROSS" : "")
                 JOIN sequences AS s ON s.run_id = g.run_id AND s.seq_id = g.seq_id
                 LEFT JOIN tokens AS t ON t.run_id = g.run_id AND t.seq_id = g.seq_id AND t.step = g.step
                 WHERE g.run_id = :run AND g.seq_id BETWEEN :seq_lo AND :seq_hi
-                  AND g.step BETWEEN :step_lo AND :step_hi
+                  AND g.step BETWEEN :step_lo AND :step_hi\(unitFilter)
                 """
         }
         // One table gives the primary-key order for free; several are merged by SQLite.
@@ -108,6 +128,7 @@ public enum Export {
             try statement.bind(run.runID, name: ":run")
             try statement.bind(Int64(seqRange.lowerBound), name: ":seq_lo")
             try statement.bind(Int64(seqRange.upperBound), name: ":seq_hi")
+            for (name, value) in unitValues { try statement.bind(value, name: name) }
             try statement.bind(Int64(stepBounds.lowerBound), name: ":step_lo")
             try statement.bind(Int64(stepBounds.upperBound), name: ":step_hi")
             while try statement.step() {

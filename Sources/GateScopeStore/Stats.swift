@@ -89,6 +89,9 @@ public enum Stats {
         case summaries
         /// Moments from the summaries, counts for off-grid thresholds from a scan.
         case summariesAndScan = "summaries+scan"
+        /// Moments from the summaries, counts for off-grid thresholds from the sorted values
+        /// that `gatescope index` wrote.
+        case summariesAndSortedValues = "summaries+sorted-values"
         /// Everything from a scan of `gates`.
         case scan
     }
@@ -150,7 +153,10 @@ public enum Stats {
         var source = Source.summaries
         if useSummaries {
             var plan = try summaryRows(run: run.runID, file: db.path, layers: layers, summaries: summaries, options: options)
-            if !plan.offGrid.isEmpty {
+            if !plan.offGrid.isEmpty, var sorted = try SortedValues(db: db, run: run.runID) {
+                source = .summariesAndSortedValues
+                try plan.fill(from: &sorted, summaries: summaries, low: options.low, high: options.high)
+            } else if !plan.offGrid.isEmpty {
                 source = .summariesAndScan
                 let scanned = try scan(db, run: run.runID, layers: layers, gates: plan.offGrid,
                                        low: options.low, high: options.high, moments: false,
@@ -235,6 +241,21 @@ public enum Stats {
         var scanLeft: Set<Gate>
         var scanRight: Set<Gate>
         var offGrid: Set<Gate> { scanLeft.union(scanRight) }
+
+        /// Takes the off-grid counts from the run's sorted values.
+        mutating func fill(from sorted: inout SortedValues, summaries: [UnitKey: [Gate: GateSummary]], low: Double, high: Double) throws {
+            for k in rows.indices where rows[k].n > 0 {
+                let row = rows[k]
+                guard let s = summaries[UnitKey(layerID: Int(row.layer.layerID), unit: row.unit)]?[row.gate],
+                      let (lt, rt) = Stats.thresholds(for: row.gate, low: low, high: high) else { continue }
+                if scanLeft.contains(row.gate) {
+                    rows[k].leftCount = try sorted.count(s, below: lt, inclusive: false, layer: row.layer.layerID, unit: row.unit)
+                }
+                if scanRight.contains(row.gate) {
+                    rows[k].rightCount = s.n - (try sorted.count(s, below: rt, inclusive: true, layer: row.layer.layerID, unit: row.unit))
+                }
+            }
+        }
 
         /// Takes the off-grid counts from a scan of the same rows.
         mutating func fill(from scanned: [ScanKey: Accumulator]) {
