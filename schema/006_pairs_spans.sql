@@ -29,8 +29,8 @@ CREATE TABLE unit_h_moments (
 CREATE TABLE unit_pairs (
     run_id   INTEGER NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
     layer_id INTEGER NOT NULL,
-    unit_a   INTEGER NOT NULL,
-    unit_b   INTEGER NOT NULL CHECK (unit_b > unit_a),
+    unit_a   INTEGER NOT NULL,  -- the pair's first unit
+    unit_b   INTEGER NOT NULL CHECK (unit_b > unit_a),  -- and its second
     r        REAL,              -- Pearson r of h over all recorded steps; NULL when a unit's h is constant
     sum_ab   BLOB NOT NULL,     -- Σ q(h_a) q(h_b)
     PRIMARY KEY (run_id, layer_id, unit_a, unit_b)
@@ -46,7 +46,7 @@ CREATE TABLE unit_spans (
     k          INTEGER NOT NULL CHECK (k BETWEEN 0 AND 100),  -- threshold = k / 100.0
     longest    INTEGER NOT NULL,  -- steps of the longest span (the earliest on ties)
     seq_id     INTEGER NOT NULL,  -- where it is
-    first_step INTEGER NOT NULL,
+    first_step INTEGER NOT NULL,  -- (the span is first_step .. first_step + longest - 1)
     spans      INTEGER NOT NULL,  -- spans of the unit at this threshold, all sequences
     PRIMARY KEY (run_id, layer_id, unit, k)
 ) WITHOUT ROWID;

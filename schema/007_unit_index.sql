@@ -18,7 +18,7 @@ CREATE TABLE unit_values (
     run_id   INTEGER NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
     layer_id INTEGER NOT NULL,
     unit     INTEGER NOT NULL,
-    gate     TEXT NOT NULL,
+    gate     TEXT NOT NULL,     -- the gate's column name (those with a histogram grid: not c)
     chunk    INTEGER NOT NULL,  -- values chunk*960 ..< (chunk+1)*960 of the sorted list
     vals     BLOB NOT NULL,     -- little-endian Float32, ascending
     PRIMARY KEY (run_id, layer_id, unit, gate, chunk)

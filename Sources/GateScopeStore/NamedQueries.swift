@@ -178,6 +178,8 @@ public struct NamedQuery: Sendable {
 
     /// The prepared, bound statement and the values bound to each parameter.
     func bind(on db: Database, values: [String: String]) throws -> (result: ResultSet, bound: [String: SQLiteValue]) {
+        // gs_mean, gs_std and gs_corr, which the shipped queries use, on whatever connection this is.
+        try SQLFunctions.register(on: db)
         let statement = try db.prepare(sql)
         guard statement.isReadOnly, statement.columnCount > 0 else {
             throw DatabaseError(code: SQLITE_READONLY,

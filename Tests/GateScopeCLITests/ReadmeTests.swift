@@ -9,7 +9,7 @@ import Testing
         return (try? String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)) ?? ""
     }()
 
-    static let commands = ["inspect", "predict", "record", "runs", "stats", "export", "query",
+    static let commands = ["inspect", "predict", "record", "runs", "stats", "export", "query", "index",
                            "plot saturation", "plot heatmap", "plot unit", "merge", "migrate"]
 
     /// The "### gatescope X" headings of the command reference.

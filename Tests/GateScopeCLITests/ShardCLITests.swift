@@ -32,7 +32,7 @@ import Testing
         return try [["stats", db, "--format", "csv"], ["stats", db, "--format", "csv", "--low", "0.1234", "--high", "0.8766"],
                     ["export", db, "--format", "csv"], ["query", db, dir + "/sums.sql", "--format", "csv"],
                     // Answered from the merged unit_pairs and unit_spans.
-                    ["query", db, "unit-correlation", "-p", "limit", "-1", "--format", "csv"],
+                    ["query", db, "unit-correlation", "-p", "limit=-1", "--format", "csv"],
                     ["query", db, "memory-spans", "-p", "threshold", "0.5", "--format", "csv"]].map { args in
             let out = try GateScopeCLI.run(args)
             #expect(out.status == 0, Comment(rawValue: "\(args): \(out.message)"))
@@ -105,7 +105,7 @@ import Testing
         // A good merge keeps OUT's run and adds the merged one.
         let good = try GateScopeCLI.run(["merge", dir + "/out.db"] + (0..<3).map { "\(dir)/s\($0).db" })
         #expect(good.status == 0 && good.stdout.hasPrefix("run 2: "), Comment(rawValue: good.message))
-        #expect(try Self.readBack(dir + "/out.db", dir: dir + "/x").count == 4)
+        #expect(try Self.readBack(dir + "/out.db", dir: dir + "/x").count == 6)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".merge-") }.isEmpty)
         let shardArg = try GateScopeCLI.run(Self.recordArgs(input, db: dir + "/bad.db") + ["--shard", "3/3"])
         #expect(shardArg.status != 0)

@@ -118,6 +118,8 @@ enum QueryFixtures {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let db = try Database(path: dir + "/empty.db")
         try Schema.migrate(db)
+        // gs_mean, gs_std, gs_corr: what `gatescope query` registers on its connections.
+        try SQLFunctions.register(on: db)
         let queries = NamedQuery.builtIn
         #expect(queries.map(\.name) == ["dead-units", "integrators", "memory-spans", "saturation", "top-tokens", "unit-correlation"])
         for q in queries {
