@@ -7,21 +7,39 @@
 -- columns: run_id, layer, direction, unit_a, unit_b, n, r
 --
 -- Pairs are aligned on (sequence, step) within one layer half, unit_a < unit_b. A unit whose h
--- is constant has no correlation (r is NULL, sorted last). h is every cell's hidden state (the
--- hidden_states view: LSTM, GRU and SimpleRNN layers alike). r is gs_corr, which gatescope
+-- is constant has no correlation (r is NULL, sorted last). h is every cell's hidden state (LSTM,
+-- GRU and SimpleRNN layers alike, each from its cell's table). r is gs_corr, which gatescope
 -- registers: Pearson r from exact integer sums of h quantized to 2^-40 (see README.md here).
 -- `gatescope query` answers from unit_pairs (written by record); this SQL, run with --scan or on
 -- runs without unit_pairs, costs units^2 x steps: narrow it down with layer on big runs.
-WITH pairs AS (
-    SELECT a.layer_id, a.unit AS unit_a, b.unit AS unit_b, count(*) AS n,
-           gs_corr(a.h, b.h) AS r
-    FROM hidden_states AS a
-    JOIN layers AS l ON l.run_id = a.run_id AND l.layer_id = a.layer_id
-    JOIN hidden_states AS b ON b.run_id = a.run_id AND b.seq_id = a.seq_id AND b.layer_id = a.layer_id
+WITH sel AS (
+    SELECT layer_id FROM layers
+    WHERE run_id = :run
+      AND (:layer IS NULL OR name = :layer)
+      AND (:direction IS NULL OR direction = :direction)
+),
+-- One self-join per cell table (not over the hidden_states view, whose two copies SQLite would
+-- materialize and join by scanning): each a row finds its step's other units by primary key.
+pairs AS (
+    SELECT a.layer_id, a.unit AS unit_a, b.unit AS unit_b, count(*) AS n, gs_corr(a.h, b.h) AS r
+    FROM gates AS a
+    JOIN gates AS b ON b.run_id = a.run_id AND b.seq_id = a.seq_id AND b.layer_id = a.layer_id
                    AND b.step = a.step AND b.unit > a.unit
-    WHERE a.run_id = :run
-      AND (:layer IS NULL OR l.name = :layer)
-      AND (:direction IS NULL OR l.direction = :direction)
+    WHERE a.run_id = :run AND a.layer_id IN (SELECT layer_id FROM sel)
+    GROUP BY a.layer_id, a.unit, b.unit
+    UNION ALL
+    SELECT a.layer_id, a.unit AS unit_a, b.unit AS unit_b, count(*) AS n, gs_corr(a.h, b.h) AS r
+    FROM gru_gates AS a
+    JOIN gru_gates AS b ON b.run_id = a.run_id AND b.seq_id = a.seq_id AND b.layer_id = a.layer_id
+                   AND b.step = a.step AND b.unit > a.unit
+    WHERE a.run_id = :run AND a.layer_id IN (SELECT layer_id FROM sel)
+    GROUP BY a.layer_id, a.unit, b.unit
+    UNION ALL
+    SELECT a.layer_id, a.unit AS unit_a, b.unit AS unit_b, count(*) AS n, gs_corr(a.h, b.h) AS r
+    FROM simple_rnn_gates AS a
+    JOIN simple_rnn_gates AS b ON b.run_id = a.run_id AND b.seq_id = a.seq_id AND b.layer_id = a.layer_id
+                   AND b.step = a.step AND b.unit > a.unit
+    WHERE a.run_id = :run AND a.layer_id IN (SELECT layer_id FROM sel)
     GROUP BY a.layer_id, a.unit, b.unit
 )
 SELECT l.run_id, l.name AS layer, l.direction, s.unit_a, s.unit_b, s.n, s.r
