@@ -222,10 +222,18 @@ public struct NamedQuery: Sendable {
             bound[name] = try value(of: name, text: text, db: db)
         }
         // A named layer must exist in the chosen run: a typo should not look like an empty result.
-        if case let .text(layer)? = bound["layer"], case let .integer(run)? = bound["run"] {
-            var filter = LayerFilter(name: layer)
-            if case let .text(direction)? = bound["direction"] { filter.direction = direction }
-            _ = try ReadAccess.layers(db, run: run, matching: [filter])
+        // The same for a unit beyond every selected layer (as export's --units says it).
+        if case let .integer(run)? = bound["run"] {
+            var filters: [LayerFilter] = []
+            if case let .text(layer)? = bound["layer"] {
+                var filter = LayerFilter(name: layer)
+                if case let .text(direction)? = bound["direction"] { filter.direction = direction }
+                filters = [filter]
+            }
+            let layers = try ReadAccess.layers(db, run: run, matching: filters)
+            if case let .integer(unit)? = bound["unit"], let widest = layers.map(\.units).max(), unit < 0 || unit >= widest {
+                throw StoreError("run \(run) has no unit \(unit) in \(layers.map(\.label).joined(separator: ", ")) (units 0-\(widest - 1))")
+            }
         }
         for (name, value) in bound { try statement.bind(value, name: ":" + name) }
         return (ResultSet(statement: statement), bound)

@@ -567,6 +567,18 @@ enum SharedFixtureDB {
         #expect(out.message.hasPrefix("gatescope export: run ") && out.message.contains(fragment), Comment(rawValue: out.message))
     }
 
+    /// `query -p unit` beyond the run's units is the same error as export's `--units`.
+    @Test func queryUnitOutOfRangeIsAnError() throws {
+        let out = try GateScopeCLI.run(["query", db, "top-tokens", "-p", "unit", "99999"])
+        #expect(out.status == 1 && out.stdout.isEmpty)
+        #expect(out.message.hasPrefix("gatescope query: run ") && out.message.contains("has no unit 99999 in ") && out.message.contains("(units 0-"),
+                Comment(rawValue: out.message))
+        let negative = try GateScopeCLI.run(["query", db, "top-tokens", "-p", "unit=-1"])
+        #expect(negative.status == 1 && negative.message.contains("has no unit -1 in "), Comment(rawValue: negative.message))
+        let ok = try GateScopeCLI.run(["query", db, "top-tokens", "-p", "unit", "0", "--format", "csv"])
+        #expect(ok.status == 0, Comment(rawValue: ok.message))
+    }
+
     @Test func notADatabase() throws {
         let dir = queryTempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
