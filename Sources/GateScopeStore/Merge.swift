@@ -237,10 +237,7 @@ public enum Merge {
                 break
             }
             if case .copied? = header {
-                // Table and column names are literals here.
-                for (table, columns) in [("unit_h_moments", "layer_id, unit, n, sum, sum_sq"),
-                                         ("unit_pairs", "layer_id, unit_a, unit_b, r, sum_ab"),
-                                         ("unit_spans", "layer_id, unit, k, longest, seq_id, first_step, spans")] {
+                for (table, columns) in SequenceAccumulators.tables {
                     try db.run("INSERT INTO \(table) (run_id, \(columns)) SELECT ?, \(columns) FROM src.\(table) WHERE run_id = ?", id, source.runID)
                 }
             }
@@ -274,18 +271,17 @@ extension Merge {
     /// layer keeps them only if every shard does (otherwise queries scan its rows).
     static func mergeSequenceStatistics(_ shards: [SourceRun], into db: Database, runID: Int64) throws {
         let sources = try shards.map { try ReadAccess.open($0.file) }
-        let layers = try ReadAccess.layers(sources[0], run: shards[0].runID)
+        // The shards recorded the same layers (checked before): layer k of each is one layer.
+        let shardLayers = try zip(sources, shards).map { try ReadAccess.layers($0, run: $1.runID) }
         let mark = try db.prepare("UPDATE layers SET pairs_stored = ?, spans_stored = ? WHERE run_id = ? AND layer_id = ?")
-        for l in layers {
-            func flags(_ column: String) throws -> [Int64?] {
-                try zip(sources, shards).map { src, shard in
-                    try src.scalar("SELECT \(column) FROM layers WHERE run_id = ? AND layer_id = ?", shard.runID, l.layerID)?.int64Value
-                }
+        for (k, l) in shardLayers[0].enumerated() {
+            // Stored only if stored in every shard; NULL (recorded before schema 6) if any is NULL.
+            func combined(_ flag: KeyPath<LayerInfo, Bool?>) -> Bool? {
+                let flags = shardLayers.map { $0[k][keyPath: flag] }
+                return flags.contains(where: { $0 == nil }) ? nil : flags.allSatisfy { $0 == true }
             }
-            let pairFlags = try flags("pairs_stored"), spanFlags = try flags("spans_stored")
-            func combined(_ f: [Int64?]) -> Int64? { f.contains(where: { $0 == nil }) ? nil : f.map { $0! }.min() }
-            let pairs = combined(pairFlags), spans = combined(spanFlags)
-            if pairs == 1 {
+            let pairs = combined(\.pairsStored), spans = combined(\.spansStored)
+            if pairs == true {
                 var total: LayerPairMoments? = nil
                 for (src, shard) in zip(sources, shards) {
                     let part = try LayerPairMoments.load(from: src, runID: shard.runID, layerID: Int(l.layerID), units: l.units)
@@ -293,7 +289,7 @@ extension Merge {
                 }
                 try total!.write(to: db, runID: runID, layerID: Int(l.layerID))
             }
-            if spans == 1 {
+            if spans == true {
                 var total: [Span]? = nil
                 for (src, shard) in zip(sources, shards) {
                     let part = try SpanAccumulator.load(from: src, runID: shard.runID, layerID: Int(l.layerID), units: l.units)
@@ -301,7 +297,7 @@ extension Merge {
                 }
                 try SpanAccumulator.write(total!, units: l.units, to: db, runID: runID, layerID: Int(l.layerID))
             }
-            try mark.bind([pairs, spans, runID, l.layerID] as [SQLiteBindable?])
+            try mark.bind([pairs.map { $0 ? 1 : 0 }, spans.map { $0 ? 1 : 0 }, runID, l.layerID] as [SQLiteBindable?])
             try mark.run()
         }
     }

@@ -122,6 +122,10 @@ public struct LayerInfo: Equatable, Sendable {
     public var cell: CellKind = .lstm
     /// True when step t is step t of the first model input (and of its tokens).
     public var aligned: Bool = true
+    /// Whether `unit_pairs` / `unit_spans` hold the layer's rows (`layers.pairs_stored` /
+    /// `spans_stored`); nil for runs recorded before schema 6.
+    public var pairsStored: Bool? = nil
+    public var spansStored: Bool? = nil
 
     /// `name:direction`, as the CLI prints and accepts it.
     public var label: String { "\(name):\(direction)" }
@@ -142,7 +146,6 @@ public enum ReadAccess {
             throw StoreError("'\(path)' is not a GateScope database (it is empty); create one with `gatescope record`")
         }
         try Schema.checkReadable(db)
-        try SQLFunctions.register(on: db)
         return db
     }
 
@@ -187,7 +190,7 @@ public enum ReadAccess {
 
     /// The recorded layer halves of a run, in layer_id order.
     public static func layers(_ db: Database, run: Int64) throws -> [LayerInfo] {
-        let rows = try db.query("SELECT layer_id, name, direction, units, cell, aligned FROM layers WHERE run_id = ? ORDER BY layer_id", [run])
+        let rows = try db.query("SELECT layer_id, name, direction, units, cell, aligned, pairs_stored, spans_stored FROM layers WHERE run_id = ? ORDER BY layer_id", [run])
         var result: [LayerInfo] = []
         while let row = try rows.nextRow() {
             let name = row[1].stringValue ?? ""
@@ -196,7 +199,8 @@ public enum ReadAccess {
             }
             result.append(LayerInfo(layerID: row[0].int64Value ?? 0, name: name,
                                     direction: row[2].stringValue ?? "", units: Int(row[3].int64Value ?? 0),
-                                    cell: cell, aligned: row[5].int64Value != 0))
+                                    cell: cell, aligned: row[5].int64Value != 0,
+                                    pairsStored: row[6].int64Value.map { $0 == 1 }, spansStored: row[7].int64Value.map { $0 == 1 }))
         }
         return result
     }

@@ -234,7 +234,7 @@ public final class RunWriter {
             }
             try db.run("DELETE FROM tokens WHERE run_id = ? AND seq_id >= ?", runID, first + count)
             try db.run("DELETE FROM unit_summaries WHERE run_id = ?", runID)
-            for table in ["unit_h_moments", "unit_pairs", "unit_spans"] { try db.run("DELETE FROM \(table) WHERE run_id = ?", runID) }
+            for table in SequenceAccumulators.tables { try db.run("DELETE FROM \(table.name) WHERE run_id = ?", runID) }
             committedSequences = Int(count)
             committedSteps = steps
             committedRows = try rebuildSummaries()

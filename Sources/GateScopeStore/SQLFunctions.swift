@@ -10,7 +10,7 @@ import Foundation
 /// - `gs_corr(a, b)`: Pearson r of two units' h from quantized exact sums (`PairMoments`).
 ///
 /// NULLs are skipped, as `avg` does; a value that is not a Float32 is an error (the functions
-/// are for recorded gate values). Registered on every connection `ReadAccess.open` makes.
+/// are for recorded gate values). `NamedQuery` registers them on the connection it prepares on.
 enum SQLFunctions {
     /// State of `gs_mean` / `gs_std`.
     final class Moments {

@@ -10,6 +10,14 @@ public final class SequenceAccumulators {
     public let spans: SpanAccumulator
     let units: [Int]
 
+    /// The tables these write, with their columns after run_id (literals: resume deletes and
+    /// merge copies them by these names).
+    static let tables: [(name: String, columns: String)] = [
+        ("unit_h_moments", "layer_id, unit, n, sum, sum_sq"),
+        ("unit_pairs", "layer_id, unit_a, unit_b, r, sum_ab"),
+        ("unit_spans", "layer_id, unit, k, longest, seq_id, first_step, spans"),
+    ]
+
     /// Empty accumulators for the recorded layers.
     public init(layers: [RecordedLayer]) {
         units = layers.map(\.units)

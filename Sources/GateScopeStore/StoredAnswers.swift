@@ -33,30 +33,23 @@ enum StoredAnswers {
         }
     }
 
-    /// The summaries of the selected layers, nil when any was stored without exact sums (an older
-    /// release's Welford moments would not equal the SQL's exact mean).
+    /// The summaries of the selected layers, nil unless every unit of every one has all its
+    /// gates stored with exact sums (a run that has not completed has none; an older release's
+    /// Welford moments would not equal the SQL's exact mean).
     static func summaries(run: Int64, layers: [LayerInfo], db: Database) throws -> [UnitKey: [Gate: GateSummary]]? {
         let all = try GateSummary.load(from: db, runID: run)
-        let wanted = Set(layers.map { Int($0.layerID) })
-        var out: [UnitKey: [Gate: GateSummary]] = [:]
-        for (key, gates) in all where wanted.contains(key.layerID) {
-            if gates.values.contains(where: { $0.storedMoments != nil }) { return nil }
-            out[key] = gates
-        }
-        // A run that stopped before writing its summaries has none: only the rows know.
-        for l in layers where out[UnitKey(layerID: Int(l.layerID), unit: 0)] == nil {
-            if try db.scalar("SELECT EXISTS (SELECT 1 FROM \(l.cell.table) WHERE run_id = ? AND layer_id = ?)", run, l.layerID)?.int64Value == 1 {
-                return nil
+        for l in layers {
+            for unit in 0..<l.units {
+                guard let gates = all[UnitKey(layerID: Int(l.layerID), unit: unit)],
+                      l.gates.allSatisfy({ gates[$0] != nil && gates[$0]!.storedMoments == nil }) else { return nil }
             }
         }
-        return out
+        return all
     }
 
     static func base(_ run: Int64, _ l: LayerInfo, _ unit: Int) -> [SQLiteValue] {
         [.integer(run), .text(l.name), .text(l.direction), .integer(Int64(unit))]
     }
-
-    static func ratio(_ count: Int64, _ n: Int64) -> Double { Double(count) * 1.0 / Double(n) }
 
     static func integrators(run: Int64, layers: [LayerInfo], bound: [String: SQLiteValue], db: Database) throws -> [[SQLiteValue]]? {
         guard let high = number(bound["high"]), let fraction = number(bound["fraction"]),
@@ -67,7 +60,8 @@ enum StoredAnswers {
             for unit in 0..<l.units {
                 guard let s = all[UnitKey(layerID: Int(l.layerID), unit: unit)]?[gate], s.n > 0 else { continue }
                 guard let above = s.countAbove(high) else { return nil }
-                let right = ratio(above, s.n)
+                // As the SQL's sum(...) * 1.0 / count(*): both Doubles, one division.
+                let right = Double(above) / Double(s.n)
                 guard right > fraction else { continue }
                 hits.append((right, l.layerID, unit, base(run, l, unit) + [.text(memory), .integer(s.n), .real(right), .real(s.mean), .real(s.min)]))
             }
@@ -91,28 +85,17 @@ enum StoredAnswers {
         return hits.map(\.row)
     }
 
+    /// What `stats` computes from the same summaries, in the query's columns (`Stats.columns`),
+    /// without the units that have no steps (the SQL's GROUP BY has no row for them).
     static func saturation(run: Int64, layers: [LayerInfo], bound: [String: SQLiteValue], db: Database) throws -> [[SQLiteValue]]? {
         guard let low = number(bound["low"]), let high = number(bound["high"]),
               let all = try summaries(run: run, layers: layers, db: db) else { return nil }
-        var rows: [[SQLiteValue]] = []
-        for l in layers {
-            for unit in 0..<l.units {
-                guard let gates = all[UnitKey(layerID: Int(l.layerID), unit: unit)] else { continue }
-                for gate in Gate.of(l.cell) {
-                    guard let s = gates[gate], s.n > 0 else { continue }
-                    var left = SQLiteValue.null, right = SQLiteValue.null
-                    if gate.grid != nil {
-                        let signed = gate.range == .signed
-                        guard let below = s.countBelow(signed ? -high : low), let above = s.countAbove(high) else { return nil }
-                        left = .real(ratio(below, s.n))
-                        right = .real(ratio(above, s.n))
-                    }
-                    rows.append(base(run, l, unit) + [.text(gate.rawValue), .integer(s.n), left, right,
-                                                      .real(s.mean), .real(s.std), .real(s.min), .real(s.max)])
-                }
-            }
-        }
-        return rows
+        var options = Stats.Options()
+        options.low = low
+        options.high = high
+        let plan = try Stats.summaryRows(run: run, file: db.path, layers: layers, summaries: all, options: options)
+        guard plan.offGrid.isEmpty else { return nil }
+        return plan.rows.filter { $0.n > 0 }.map(\.values)
     }
 
     static func memorySpans(run: Int64, layers: [LayerInfo], bound: [String: SQLiteValue], db: Database) throws -> [[SQLiteValue]]? {
@@ -120,7 +103,7 @@ enum StoredAnswers {
         let k = Int((threshold * Double(SpanAccumulator.grid)).rounded())
         guard (0...SpanAccumulator.grid).contains(k), SpanAccumulator.thresholds[k] == threshold else { return nil }
         let withGate = layers.filter { $0.cell.memoryGate != nil }
-        guard try stored("spans_stored", run: run, layers: withGate, db: db) else { return nil }
+        guard withGate.allSatisfy({ $0.spansStored == true }) else { return nil }
         let st = try db.prepare("""
             SELECT unit, longest, seq_id, first_step, spans FROM unit_spans
             WHERE run_id = ? AND layer_id = ? AND k = ? AND longest >= ?
@@ -141,7 +124,7 @@ enum StoredAnswers {
 
     static func unitCorrelation(run: Int64, layers: [LayerInfo], bound: [String: SQLiteValue], db: Database) throws -> [[SQLiteValue]]? {
         guard case let .integer(limit)? = bound["limit"] else { return nil }
-        guard try stored("pairs_stored", run: run, layers: layers, db: db) else { return nil }
+        guard layers.allSatisfy({ $0.pairsStored == true }) else { return nil }
         guard !layers.isEmpty else { return [] }
         let ids = layers.map { String($0.layerID) }.joined(separator: ", ")  // integers from the database
         let rows = try db.query("""
@@ -159,16 +142,5 @@ enum StoredAnswers {
             out.append([.integer(run), .text(l.name), .text(l.direction), r[1], r[2], r[3], r[4]])
         }
         return out
-    }
-
-    /// Whether every layer has `column` (pairs_stored / spans_stored) = 1, i.e. its rows are there.
-    static func stored(_ column: String, run: Int64, layers: [LayerInfo], db: Database) throws -> Bool {
-        for l in layers {
-            // The column name is one of two literals above, never user text.
-            guard try db.scalar("SELECT \(column) FROM layers WHERE run_id = ? AND layer_id = ?", run, l.layerID)?.int64Value == 1 else {
-                return false
-            }
-        }
-        return true
     }
 }

@@ -166,10 +166,17 @@ public struct GateSummary: Equatable, Sendable {
 
     /// Exact number of values `< t` for a threshold on the grid, nil otherwise.
     public func countBelow(_ t: Double) -> Int64? {
-        guard let k = gridIndex(of: t), let hist = histogram else { return nil }
+        guard let k = gridIndex(of: t), histogram != nil else { return nil }
         // underflow + bins 0 ..< k (bin j is [e_j, e_j+1), so it lies below e_k for j < k)
+        return count(inSlotsBelow: k + 1)
+    }
+
+    /// Values in the histogram slots before `slot` (0 = underflow, 1 + k = bin k): the sorted
+    /// position where slot `slot` starts. 0 for c.
+    func count(inSlotsBelow slot: Int) -> Int64 {
+        guard let hist = histogram else { return 0 }
         var total: Int64 = 0
-        for j in 0...k { total += hist[j] }
+        for j in 0..<slot { total += hist[j] }
         return total
     }
 

@@ -157,8 +157,7 @@ struct SortedValues {
     mutating func count(_ s: GateSummary, below t: Double, inclusive: Bool, layer: Int64, unit: Int) throws -> Int64 {
         guard let grid = s.gate.grid, let hist = s.histogram else { return 0 }
         let (slot, _) = HistogramGrid.locate(t, lo: grid.lowerBound, bins: s.binCount)
-        var start: Int64 = 0
-        for k in 0..<slot { start += hist[k] }
+        let start = s.count(inSlotsBelow: slot)
         // Binary search in positions [start, start + hist[slot]) for the first value not below t.
         var lo = start, hi = start + hist[slot]
         while lo < hi {
