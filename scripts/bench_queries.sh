@@ -41,17 +41,7 @@ if [[ ! -f $IDX ]]; then
     "$BIN" index "$IDX" --no-progress | sed 's/^/   /'
 fi
 
-# Median wall time of N runs (output discarded).
-median() {
-    local n=$1; shift
-    local times=()
-    for _ in $(seq "$n"); do
-        local s e
-        s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N)
-        times+=("$(awk -v a="$s" -v b="$e" 'BEGIN { printf "%.4f", b - a }')")
-    done
-    printf '%s\n' "${times[@]}" | sort -g | awk '{ t[NR] = $1 } END { printf "%.3f", (NR % 2) ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2 }'
-}
+source scripts/bench_common.sh
 once() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); awk -v a="$s" -v b="$e" 'BEGIN { printf "%.2f", b - a }'; }
 
 # Warm the page cache of both files, as a user's second command would find it.

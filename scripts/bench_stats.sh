@@ -58,19 +58,7 @@ else
 fi
 echo "== database $(du -h "$DB" | cut -f1), $(rows_in_db) rows in the run"
 
-# Median wall time of N runs of a command (output discarded).
-median() {
-    local n=$1; shift
-    local times=()
-    for _ in $(seq "$n"); do
-        local s e
-        s=$(date +%s.%N)
-        "$@" >/dev/null
-        e=$(date +%s.%N)
-        times+=("$(awk -v a="$s" -v b="$e" 'BEGIN { printf "%.4f", b - a }')")
-    done
-    printf '%s\n' "${times[@]}" | sort -g | awk '{ t[NR] = $1 } END { printf "%.3f", (NR % 2) ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2 }'
-}
+source scripts/bench_common.sh
 
 # Warm the page cache once, as a user's second command would find it.
 "$BIN" stats "$DB" --format csv >/dev/null
