@@ -3,6 +3,7 @@ import PackageDescription
 
 // Targets, one job each (see README "Architecture"):
 //   CSQLite, CHDF5, CBLAS   system libraries from apt (sqlite3, libhdf5, OpenBLAS)
+//   CSQLiteChecksum         page checksums for SQLite (a VFS shim), so damaged pages are never read
 //   CKernels                AVX-512 matrix kernel for the engine's packed weights
 //   GateScopeEngine         Keras-exact forward pass, gate observer; no I/O, no storage
 //   GateScopeKeras          .keras / legacy .h5 import into engine models
@@ -37,6 +38,8 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
+        // Page checksums in SQLite's reserve bytes, verified on every read (a VFS shim over the default one).
+        .target(name: "CSQLiteChecksum", dependencies: ["CSQLite"]),
         // AVX-512 matrix kernel for packed weights (runtime-dispatched; OpenBLAS otherwise).
         .target(name: "CKernels"),
         .target(name: "GateScopeEngine", dependencies: ["CBLAS", "CKernels"]),
@@ -56,7 +59,7 @@ let package = Package(
         ]),
         .target(
             name: "GateScopeStore",
-            dependencies: ["GateScopeEngine", "GateScopeInput", "CSQLite", "CBLAS"],
+            dependencies: ["GateScopeEngine", "GateScopeInput", "CSQLite", "CSQLiteChecksum", "CBLAS"],
             plugins: ["EmbedSQLPlugin"]
         ),
         .target(name: "GateScopeRecording", dependencies: ["GateScopeEngine", "GateScopeInput", "GateScopeStore"]),

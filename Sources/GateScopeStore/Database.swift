@@ -1,4 +1,5 @@
 import CSQLite
+import CSQLiteChecksum
 import Foundation
 
 /// The one error type of GateScopeStore: a failed SQLite call (result code, message, SQL) or a
@@ -23,9 +24,15 @@ public struct DatabaseError: Error, CustomStringConvertible, Equatable, Sendable
     /// Creates an error; `code` defaults to `SQLITE_ERROR`.
     public init(code: Int32 = SQLITE_ERROR, message: String, sql: String? = nil) {
         self.code = code
-        self.message = message
+        // SQLite says only "disk I/O error" when the checksum VFS refuses a page.
+        self.message = code == DatabaseError.pageChecksumMismatch
+            ? "a page checksum does not match: the database is damaged (`gatescope check` lists the damage)"
+            : message
         self.sql = sql
     }
+
+    /// `SQLITE_IOERR_DATA`: the checksum VFS read a page whose checksum does not match.
+    public static let pageChecksumMismatch: Int32 = SQLITE_IOERR | (32 << 8)
 
     /// The primary result code (`code & 0xff`), e.g. `SQLITE_CONSTRAINT` for any constraint failure.
     public var primaryCode: Int32 { code & 0xff }
@@ -129,8 +136,14 @@ public final class Database {
         if mode != .readWriteCreate, path != ":memory:", !FileManager.default.fileExists(atPath: path) {
             throw DatabaseError(code: SQLITE_CANTOPEN, message: "no database at '\(path)'")
         }
+        // Every connection goes through the checksum VFS: pages of databases created with
+        // checksums are verified on each read, so a damaged page fails instead of being read.
+        let registered = gatescope_checksum_vfs_register()
+        guard registered == SQLITE_OK else {
+            throw DatabaseError(code: registered, message: "cannot register the page checksum VFS")
+        }
         var db: OpaquePointer?
-        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        let rc = sqlite3_open_v2(path, &db, flags, GATESCOPE_CHECKSUM_VFS_NAME)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
             sqlite3_close_v2(db)
@@ -150,6 +163,12 @@ public final class Database {
                     }
                     // Must precede WAL: the page size of a WAL database is fixed. No-op on an existing file.
                     try execute("PRAGMA page_size = \(pageSize)")
+                }
+                // A new database reserves 8 bytes per page for its checksum (set before the first
+                // page is written; an existing database keeps what it has).
+                if path != ":memory:", !path.isEmpty, try scalar("PRAGMA page_count")?.int64Value == 0 {
+                    var reserve: Int32 = Int32(GATESCOPE_CHECKSUM_BYTES)
+                    try check(sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve), sql: nil)
                 }
                 // WAL: readers in other processes see committed transactions while a run is written.
                 let journal = try scalar("PRAGMA journal_mode = WAL")?.stringValue?.lowercased()

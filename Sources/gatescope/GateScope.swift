@@ -19,7 +19,7 @@ struct GateScope: ParsableCommand {
         version: GateScopeVersion.current,
         subcommands: [InspectCommand.self, PredictCommand.self, RecordCommand.self,
                       RunsCommand.self, StatsCommand.self, ExportCommand.self, QueryCommand.self,
-                      PlotCommand.self, MergeCommand.self, MigrateCommand.self, IndexCommand.self]
+                      PlotCommand.self, MergeCommand.self, MigrateCommand.self, IndexCommand.self, CheckCommand.self]
     )
 
     /// Like ArgumentParser's default, but a usage error is one line on stderr, prefixed with the
