@@ -193,7 +193,13 @@ public enum Recorder {
         // Resuming reuses the run's stored options; read them before anything else.
         var options = requested
         var resumeRow: StoredRun? = nil
+        var resumeLock: RunLock? = nil
         if let runID = requested.resumeRunID {
+            // First of all: a run another process is recording is refused before anything is read or written.
+            // (A missing database is storedRun's error; no lock file is made for it.)
+            if FileManager.default.fileExists(atPath: databasePath) {
+                resumeLock = try RunLock(databasePath: databasePath, runID: runID)
+            }
             let info = try RunWriter.storedRun(path: databasePath, runID: runID)
             if info.modelSHA256 != modelSHA {
                 throw RecordingError("run \(runID) was recorded from a different model file (sha256 \(info.modelSHA256.prefix(12))..., '\(modelPath)' is \(modelSHA.prefix(12))...)")
@@ -256,6 +262,7 @@ public enum Recorder {
         session.firstSequence = range?.lowerBound ?? 0
         session.startSequence = session.firstSequence
         if let info = resumeRow {
+            writer.lock = resumeLock
             let committed = try writer.resume(runID: info.runID, firstSequence: session.firstSequence, sequenceCount: total)
             session.startSequence = session.firstSequence + committed
         } else {

@@ -143,6 +143,10 @@ public final class RunWriter {
     private var updateRun: Statement?
     private var tokenText: [Int32: String?] = [:]
     private var checkpointer: Checkpointer?
+    /// Space kept aside so that a full disk still lets `markFailed` write (see `SpaceReserve`).
+    private var reserve: SpaceReserve?
+    /// This process's claim on the run: taken by `create`, or handed in by a resume (`RunLock`).
+    public var lock: RunLock?
     /// The token text of an id, for `tokens.token` (the vocabulary's).
     public var tokenName: (Int32) -> String? = { _ in nil }
 
@@ -153,6 +157,7 @@ public final class RunWriter {
     /// Opens (creating if needed) and migrates `path` for writing a run of `layers`.
     public init(path: String, layers: [RecordedLayer]) throws {
         db = try Database(path: path, mode: .readWriteCreate, pageSize: Self.pageSize)
+        reserve = try SpaceReserve(databasePath: path)
         try Schema.migrate(db)
         try Self.configureWriter(db)
         self.layers = layers
@@ -195,6 +200,8 @@ public final class RunWriter {
                 """, run.name, run.modelPath, run.modelSHA256, run.modelFormat, run.kerasVersion, run.producer, run.inputPath,
                 run.inputSHA256, utcNow(), run.toolVersion, run.params, run.sequenceCount, run.shardIndex, run.shardCount, run.inputSequences)
             runID = db.lastInsertRowID
+            // Before the commit makes the run visible, so no resume can claim it first.
+            lock = try RunLock(databasePath: db.path, runID: runID)
             let insert = try db.prepare("""
                 INSERT INTO layers (run_id, layer_id, name, direction, units, input_dim, activation, recurrent_activation,
                                     time_input, aligned, cell)
@@ -238,6 +245,14 @@ public final class RunWriter {
             committedSequences = Int(count)
             committedSteps = steps
             committedRows = try rebuildSummaries()
+            // What the run builds on must be what was committed: the recorder's own counts, kept in
+            // the same transactions as the rows, against what the tables hold now. A mismatch rolls
+            // back this transaction, so a damaged database is left as it was.
+            let counts = try db.query("SELECT recorded_sequences, row_count FROM runs WHERE run_id = ?", [runID]).nextRow()
+            let recordedSequences = counts?[0].int64Value ?? 0, recordedRows = counts?[1].int64Value ?? 0
+            guard count == recordedSequences, committedRows == recordedRows else {
+                throw DatabaseError(code: SQLITE_CORRUPT, message: "run \(runID) is damaged: its tables hold \(count) sequences and \(committedRows) gate rows, the recorder committed \(recordedSequences) and \(recordedRows); not resuming (see `gatescope check`)")
+            }
             try db.run("""
                 UPDATE runs SET status = 'running', error = NULL, finished_at = NULL,
                        recorded_sequences = ?, recorded_steps = ?, row_count = ?, sequence_count = ?
@@ -418,12 +433,27 @@ public final class RunWriter {
         try db.commit()
     }
 
-    /// Marks the run failed with the error's message (committed work stays).
+    /// Marks the run failed with the error's message (committed work stays). On a full disk the
+    /// space reserve is given back first, so the status and error are written in every case.
     public func markFailed(_ error: Error) {
         guard runID > 0 else { return }
         try? db.rollback()
-        _ = try? db.run("UPDATE runs SET status = 'failed', error = ?, finished_at = ? WHERE run_id = ?",
-                    String(describing: error), utcNow(), runID)
+        try? withReserve {
+            try db.run("UPDATE runs SET status = 'failed', error = ?, finished_at = ? WHERE run_id = ?",
+                       String(describing: error), utcNow(), runID)
+        }
+    }
+
+    /// Runs the autocommit `write`; if it fails, frees the space reserve and tries once more.
+    private func withReserve(_ write: () throws -> Void) throws {
+        do {
+            try write()
+        } catch {
+            guard let reserve else { throw error }
+            reserve.release()
+            self.reserve = nil
+            try write()
+        }
     }
 
     /// Rolls back what was not committed.
