@@ -37,7 +37,7 @@ final class CSVSequenceReader: SequenceReader {
         if header.first?.hasPrefix("\u{FEFF}") == true { header[0].removeFirst() }
         guard header.count >= 3, header[0].lowercased() == "seq", header[1].lowercased() == "step" else {
             throw InputError(file: path, line: 1,
-                             "header must be seq,step followed by feature columns, got '\(rawHeader.joined(separator: ","))'")
+                             "header must be seq,step followed by feature columns, got \(InputError.excerpt(rawHeader.joined(separator: ",")))")
         }
         featureNames = Array(header.dropFirst(2))
         featureDim = featureNames.count
@@ -96,7 +96,7 @@ final class CSVSequenceReader: SequenceReader {
             }
             let stepText = row[1].trimmingCharacters(in: .whitespaces)
             guard let s = Int(stepText) else {
-                throw InputError(file: path, line: line, "step '\(row[1])' is not an integer")
+                throw InputError(file: path, line: line, "step \(InputError.excerpt(row[1])) is not an integer")
             }
             guard s == step else {
                 throw InputError(file: path, line: line, step == 0
@@ -107,13 +107,13 @@ final class CSVSequenceReader: SequenceReader {
                 let field = row[j + 2].trimmingCharacters(in: .whitespaces)
                 guard let f = Float(field) else {
                     throw InputError(file: path, line: line, sequence: index, step: s,
-                                     field.isEmpty ? "feature \(j) ('\(featureNames[j])') is empty"
-                                                   : "feature \(j) ('\(featureNames[j])') is not a number: '\(field)'")
+                                     field.isEmpty ? "feature \(j) (\(InputError.excerpt(featureNames[j]))) is empty"
+                                                   : "feature \(j) (\(InputError.excerpt(featureNames[j]))) is not a number: \(InputError.excerpt(field))")
                 }
                 guard f.isFinite else {
                     throw Validate.nonFinite(f, file: path, line: line, sequence: index, step: s, feature: j,
                                              wideSource: !field.lowercased().contains("inf"),
-                                             featureName: { "'\(self.featureNames[$0])'" })
+                                             featureName: { InputError.excerpt(self.featureNames[$0]) })
                 }
                 values.append(f)
             }

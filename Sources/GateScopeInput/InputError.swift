@@ -36,7 +36,63 @@ public struct InputError: Error, CustomStringConvertible, LocalizedError, Equata
         if let step { location += location.isEmpty ? "step \(step)" : ", step \(step)" }
         if !location.isEmpty { parts.append(location) }
         parts.append(message)
-        return parts.joined(separator: ": ")
+        // One line whatever the message quotes: any control character left is escaped, and a
+        // message is never longer than a screenful.
+        let text = Self.escapingControls(parts.joined(separator: ": "))
+        return text.count > Self.maxLength ? String(text.prefix(Self.maxLength - 3)) + "..." : text
+    }
+
+    /// The longest `description`, in characters.
+    static let maxLength = 600
+
+    /// `text` quoted for a message: `'...'`, invisible and control characters escaped, and cut
+    /// to `limit` characters (with `...`) so that a hostile file cannot fill the terminal.
+    public static func excerpt(_ text: String, limit: Int = 40) -> String {
+        var out = "'"
+        var count = 0
+        for scalar in text.unicodeScalars {
+            if count >= limit { return out + "'..." }
+            count += 1
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "'": out += "\\'"
+            default:
+                if scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format
+                    || scalar.properties.generalCategory == .nonspacingMark {
+                    out += "\\u{\(String(scalar.value, radix: 16))}"
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "'"
+    }
+
+    /// `text` (e.g. a parsed value's repr) with control characters escaped, cut to `limit` characters.
+    public static func clip(_ text: String, limit: Int = 60) -> String {
+        let escaped = escapingControls(text)
+        return escaped.count > limit ? String(escaped.prefix(limit)) + "..." : escaped
+    }
+
+    static func escapingControls(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.properties.generalCategory == .control {
+                    out += "\\u{\(String(scalar.value, radix: 16))}"
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out
     }
 
     public var errorDescription: String? { description }

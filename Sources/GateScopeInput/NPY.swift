@@ -79,14 +79,14 @@ public enum NPYDType: Equatable, Hashable, Sendable, CustomStringConvertible {
             body = body.dropFirst()
         }
         if body == "O" || body.hasPrefix("O") {
-            return .failure(InputError("object arrays (dtype '\(descr)') are not supported; save plain numbers or strings (e.g. x.astype('float32'), ids.astype(str))"))
+            return .failure(InputError("object arrays (dtype \(InputError.excerpt(descr))) are not supported; save plain numbers or strings (e.g. x.astype('float32'), ids.astype(str))"))
         }
         guard let kind = body.first, let size = Int(body.dropFirst()), size >= 0 else {
-            return .failure(InputError("unsupported dtype '\(descr)'"))
+            return .failure(InputError("unsupported dtype \(InputError.excerpt(descr))"))
         }
         let perByte = kind == "U" ? 4 : 1
         if order == ">" && size * perByte > 1 {
-            return .failure(InputError("big-endian dtype '\(descr)' is not supported; save little-endian data (e.g. x.astype('<\(body)'))"))
+            return .failure(InputError("big-endian dtype \(InputError.excerpt(descr)) is not supported; save little-endian data (e.g. x.astype('<\(InputError.clip(String(body), limit: 8))'))"))
         }
         switch (kind, size) {
         case ("b", 1): return .success(.bool)
@@ -102,7 +102,7 @@ public enum NPYDType: Equatable, Hashable, Sendable, CustomStringConvertible {
         case ("U", _) where size > 0: return .success(.unicode(length: size))
         case ("S", _) where size > 0: return .success(.bytes(length: size))
         default:
-            return .failure(InputError("unsupported dtype '\(descr)' (supported: <f4 <f8 <i2 <i4 <i8 <u2 <u4 |i1 |u1 |b1 <U n |S n)"))
+            return .failure(InputError("unsupported dtype \(InputError.excerpt(descr)) (supported: <f4 <f8 <i2 <i4 <i8 <u2 <u4 |i1 |u1 |b1 <U n |S n)"))
         }
     }
 }
@@ -200,7 +200,7 @@ public struct NPYArray: Equatable, Sendable {
     /// Elements as Int64 (integer and bool dtypes only).
     public func int64s() throws -> [Int64] {
         guard dtype.isInteger || dtype == .bool else {
-            throw InputError("cannot read dtype \(dtype) ('\(dtype.descr)') as integers")
+            throw InputError("cannot read dtype \(dtype) (\(InputError.excerpt(dtype.descr))) as integers")
         }
         return data.withUnsafeBytes { raw in (0..<count).map { Convert.int64(raw, dtype: dtype, at: $0) } }
     }
@@ -217,12 +217,12 @@ public struct NPYArray: Equatable, Sendable {
         case .unicode, .bytes:
             return try data.withUnsafeBytes { raw in try (0..<count).map { try Convert.string(raw, dtype: dtype, at: $0) } }
         default:
-            throw InputError("cannot read dtype \(dtype) ('\(dtype.descr)') as strings")
+            throw InputError("cannot read dtype \(dtype) (\(InputError.excerpt(dtype.descr))) as strings")
         }
     }
 
     private func requireNumeric(_ what: String) throws {
-        guard dtype.isNumeric else { throw InputError("cannot read dtype \(dtype) ('\(dtype.descr)') as \(what)") }
+        guard dtype.isNumeric else { throw InputError("cannot read dtype \(dtype) (\(InputError.excerpt(dtype.descr))) as \(what)") }
     }
 }
 
@@ -341,14 +341,14 @@ public enum NPY {
             : String(String.UnicodeScalarView(dictBytes.map { Unicode.Scalar($0) }))
         let literal: PyLiteral
         do { literal = try PyLiteral.parse(text) } catch let e as PyLiteral.ParseError {
-            throw InputError("malformed .npy header: \(e.message): \(excerpt(text.trimmingCharacters(in: .whitespacesAndNewlines)))")
+            throw InputError("malformed .npy header: \(e.message): \(InputError.clip(text.trimmingCharacters(in: .whitespacesAndNewlines), limit: 80))")
         }
         guard case .dict(let items) = literal else {
-            throw InputError("malformed .npy header: expected a dict, got \(literal.repr)")
+            throw InputError("malformed .npy header: expected a dict, got \(InputError.clip(literal.repr))")
         }
         func value(_ key: String) throws -> PyLiteral {
             guard let v = items.first(where: { $0.0 == key })?.1 else {
-                throw InputError("malformed .npy header: missing key '\(key)' in \(literal.repr)")
+                throw InputError("malformed .npy header: missing key \(InputError.excerpt(key)) in \(InputError.clip(literal.repr))")
             }
             return v
         }
@@ -361,29 +361,29 @@ public enum NPY {
             case .failure(let e): throw e
             }
         case .list:
-            throw InputError("structured dtype \(descrValue.repr) is not supported; save a plain numeric array")
+            throw InputError("structured dtype \(InputError.clip(descrValue.repr)) is not supported; save a plain numeric array")
         default:
-            throw InputError("malformed .npy header: 'descr' must be a string, got \(descrValue.repr)")
+            throw InputError("malformed .npy header: 'descr' must be a string, got \(InputError.clip(descrValue.repr))")
         }
         switch fortranValue {
         case .bool(false): break
         case .bool(true):
             throw InputError("fortran_order=True is not supported; save a C-order array (np.ascontiguousarray(x))")
         default:
-            throw InputError("malformed .npy header: 'fortran_order' must be True or False, got \(fortranValue.repr)")
+            throw InputError("malformed .npy header: 'fortran_order' must be True or False, got \(InputError.clip(fortranValue.repr))")
         }
         guard case .tuple(let dims) = shapeValue else {
-            throw InputError("malformed .npy header: 'shape' must be a tuple of non-negative integers, got \(shapeValue.repr)")
+            throw InputError("malformed .npy header: 'shape' must be a tuple of non-negative integers, got \(InputError.clip(shapeValue.repr))")
         }
         var shape: [Int] = []
         var total = dtype.itemSize
         for d in dims {
             guard case .int(let n) = d, n >= 0 else {
-                throw InputError("malformed .npy header: 'shape' must be a tuple of non-negative integers, got \(shapeValue.repr)")
+                throw InputError("malformed .npy header: 'shape' must be a tuple of non-negative integers, got \(InputError.clip(shapeValue.repr))")
             }
             shape.append(n)
             let (product, overflow) = total.multipliedReportingOverflow(by: n)
-            guard !overflow else { throw InputError("shape \(shapeValue.repr) is too large") }
+            guard !overflow else { throw InputError("shape \(InputError.clip(shapeValue.repr)) is too large") }
             total = product
         }
         let header = NPYHeader(majorVersion: major, minorVersion: minor, dtype: dtype, shape: shape,
@@ -552,19 +552,4 @@ func describeIOError(_ error: Error) -> String {
         }
     }
     return ns.localizedDescription
-}
-
-/// File content quoted in a one-line message: control characters escaped, cut to `limit` characters.
-func excerpt(_ text: String, limit: Int = 80) -> String {
-    var out = ""
-    for scalar in text.unicodeScalars {
-        if out.count >= limit { return out + "..." }
-        switch scalar {
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default: out += scalar.value < 0x20 || scalar.value == 0x7F ? scalar.escaped(asASCII: true) : String(scalar)
-        }
-    }
-    return out
 }

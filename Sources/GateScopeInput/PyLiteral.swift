@@ -85,7 +85,7 @@ indirect enum PyLiteral: Equatable {
                 case "True": return .bool(true)
                 case "False": return .bool(false)
                 case "None": return .none
-                default: throw ParseError(message: "unexpected '\(word.isEmpty ? String(c) : word)' at offset \(pos)")
+                default: throw ParseError(message: "unexpected \(InputError.excerpt(word.isEmpty ? String(c) : word, limit: 20)) at offset \(pos)")
                 }
             }
         }
@@ -105,7 +105,7 @@ indirect enum PyLiteral: Equatable {
             while let c = peek(), ("0"..."9").contains(c) { s.unicodeScalars.append(c); pos += 1 }
             // Python 2 era numpy wrote longs as `3L`.
             if peek() == "L" { pos += 1 }
-            guard let v = Int(s) else { throw ParseError(message: "bad integer '\(s)' at offset \(pos)") }
+            guard let v = Int(s) else { throw ParseError(message: "bad integer \(InputError.excerpt(s, limit: 20)) at offset \(pos)") }
             return v
         }
 

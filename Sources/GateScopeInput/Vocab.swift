@@ -115,24 +115,6 @@ public struct Vocab: Sendable {
         return .success(ids)
     }
 
-    /// A token quoted for messages, with invisible characters escaped.
-    static func quote(_ s: String) -> String {
-        var out = "'"
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "'": out += "\\'"
-            default:
-                if scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format
-                    || scalar.properties.generalCategory == .nonspacingMark {
-                    out += "\\u{\(String(scalar.value, radix: 16))}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "'"
-    }
+    /// A token quoted for messages, with invisible characters escaped and long tokens cut.
+    static func quote(_ s: String) -> String { InputError.excerpt(s, limit: 60) }
 }
