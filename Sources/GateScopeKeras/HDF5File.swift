@@ -11,8 +11,6 @@ enum HDF5Lib {
         defer { lock.unlock() }
         // Per-thread setting in thread-safe builds, so it is renewed on whichever thread calls.
         _ = shim_silence_errors()
-        let guardToken = CrashGuard.enter(file: file)
-        defer { CrashGuard.leave(guardToken) }
         return try body()
     }
 
@@ -20,61 +18,30 @@ enum HDF5Lib {
     static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
 }
 
-/// Turns a crash inside libhdf5 into one line on stderr and exit status 1.
-///
-/// libhdf5 1.10 can dereference garbage in some corrupt files (seen in fuzzing: H5Aread on a
-/// damaged global heap) instead of returning an error. While an HDF5 call runs, SIGSEGV and
-/// SIGBUS print a prepared message naming the file and exit; the previous handlers come back after.
-enum CrashGuard {
-    /// The message, prepared before the call (a signal handler may only write and exit).
-    nonisolated(unsafe) static var message: UnsafeMutablePointer<CChar>? = nil
-    nonisolated(unsafe) static var messageLength = 0
-
-    struct Token { var segv = sigaction(); var bus = sigaction() }
-
-    static func enter(file: String) -> Token {
-        let text = "gatescope: \(file): corrupt HDF5 data made libhdf5 crash while reading it\n"
-        message?.deallocate()
-        let bytes = Array(text.utf8CString)
-        message = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count)
-        message!.initialize(from: bytes, count: bytes.count)
-        messageLength = bytes.count - 1
-        var action = sigaction()
-        #if os(Linux)
-        action.__sigaction_handler.sa_handler = { _ in
-            if let m = CrashGuard.message { _ = write(2, m, CrashGuard.messageLength) }
-            _exit(1)
-        }
-        #else
-        action.__sigaction_u.__sa_handler = { _ in
-            if let m = CrashGuard.message { _ = write(2, m, CrashGuard.messageLength) }
-            _exit(1)
-        }
-        #endif
-        sigemptyset(&action.sa_mask)
-        var token = Token()
-        sigaction(SIGSEGV, &action, &token.segv)
-        sigaction(SIGBUS, &action, &token.bus)
-        return token
-    }
-
-    static func leave(_ token: Token) {
-        var t = token
-        sigaction(SIGSEGV, &t.segv, nil)
-        sigaction(SIGBUS, &t.bus, nil)
-    }
-}
-
 /// A read-only HDF5 file (on disk or in memory); every failure throws `KerasError` naming the file and path.
 public final class HDF5File {
     /// The name used in error messages.
     public let name: String
     private let fid: hid_t
+    /// The file's bytes (mapped) and its checked global heaps, for checking string attributes
+    /// before libhdf5 reads them (see `HDF5Precheck`).
+    private var image = Data()
+    private var heaps: HDF5Precheck.Heaps?
+    /// The file's size: no dataset can need more bytes than this (uncompressed).
+    private var fileSize = Int.max
+    /// Object headers (path, string attribute) already checked.
+    private var checkedHeaders = Set<String>()
 
     /// Opens the file at `path` read-only.
     public init(path: String, name: String? = nil) throws {
         let label = name ?? path
         self.name = label
+        // Mapped, not read: only the pages the checks touch are loaded.
+        if let mapped = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) {
+            heaps = try mapped.withUnsafeBytes { try HDF5Precheck.check($0, name: label) }
+            image = mapped
+            fileSize = mapped.count
+        }
         let id: hid_t = HDF5Lib.call(label) { H5Fopen(path, shim_acc_rdonly(), shim_p_default()) }
         guard id >= 0 else {
             throw KerasError.corrupt(file: label, reason: "libhdf5 cannot open it as an HDF5 file")
@@ -85,6 +52,9 @@ public final class HDF5File {
     /// Opens an HDF5 image held in memory (the core driver), e.g. `model.weights.h5` from a `.keras` zip.
     public init(bytes: Data, name: String) throws {
         self.name = name
+        heaps = try bytes.withUnsafeBytes { try HDF5Precheck.check($0, name: name) }
+        image = bytes
+        fileSize = bytes.count
         let id: hid_t = HDF5Lib.call(name) {
             guard bytes.starts(with: HDF5Lib.signature) else { return -1 }
             let fapl = H5Pcreate(shim_p_file_access())
@@ -160,10 +130,30 @@ public final class HDF5File {
 
     // MARK: attributes
 
-    /// True if the object at `path` exists and has attribute `attribute`.
-    public func hasAttribute(_ path: String, _ attribute: String) -> Bool {
+    /// True if the object at `path` exists and has attribute `attribute`; throws if its object
+    /// header is damaged (see `checkHeader`).
+    public func hasAttribute(_ path: String, _ attribute: String) throws -> Bool {
         guard path.isEmpty || path == "/" || exists(path) else { return false }
+        try checkHeader(path, strings: nil)
         return HDF5Lib.call(name) { H5Aexists_by_name(fid, path.isEmpty ? "/" : path, attribute, shim_p_default()) > 0 }
+    }
+
+    /// Checks the object header of `path` (and, for `strings`, that attribute's string
+    /// references) before libhdf5 decodes its attributes; see `HDF5Precheck`.
+    private func checkHeader(_ path: String, strings: String?) throws {
+        guard let heaps else { return }
+        let key = path + "\u{0}" + (strings ?? "")
+        if checkedHeaders.contains(key) { return }
+        var info = H5O_info_t()
+        let found = HDF5Lib.call(name) { H5Oget_info_by_name2(fid, path.isEmpty ? "/" : path, &info, H5O_INFO_BASIC, shim_p_default()) }
+        guard found >= 0 else {
+            throw KerasError.unreadableObject(file: name, path: path.isEmpty ? "/" : path, reason: "cannot locate its object header")
+        }
+        try image.withUnsafeBytes {
+            try HDF5Precheck.checkObjectHeader($0, heaps: heaps, header: UInt64(info.addr), strings: strings, name: name,
+                                               path: strings.map { attributePath(path, $0) } ?? (path.isEmpty ? "/" : path))
+        }
+        checkedHeaders.insert(key)
     }
 
     /// A scalar string attribute (variable- or fixed-length).
@@ -180,7 +170,7 @@ public final class HDF5File {
     /// as `weight_names` of a layer without weights) gives `[]`.
     public func stringArrayAttribute(_ path: String, _ attribute: String) throws -> [String] {
         let where_ = attributePath(path, attribute)
-        guard hasAttribute(path, attribute) else { throw KerasError.missing(file: name, path: where_, what: "") }
+        guard try hasAttribute(path, attribute) else { throw KerasError.missing(file: name, path: where_, what: "") }
         return try HDF5Lib.call(name) {
             let aid = H5Aopen_by_name(fid, path.isEmpty ? "/" : path, attribute, shim_p_default(), shim_p_default())
             guard aid >= 0 else { throw KerasError.unreadableObject(file: name, path: where_, reason: "cannot open attribute") }
@@ -194,11 +184,17 @@ public final class HDF5File {
             let count = Int(H5Sget_simple_extent_npoints(sid))
             guard count >= 0 else { throw KerasError.unreadableObject(file: name, path: where_, reason: "cannot read its shape") }
             if count == 0 { return [] }
+            // Every string's bytes (fixed) or 16-byte reference (variable) are in the file.
+            let perString = H5Tis_variable_str(tid) > 0 ? 16 : max(Int(H5Tget_size(tid)), 1)
+            guard count <= fileSize / perString else {
+                throw KerasError.unreadableObject(file: name, path: where_, reason: "it declares \(count) strings, more than the \(fileSize)-byte file holds (corrupt file?)")
+            }
             guard H5Tget_class(tid) == H5T_STRING else {
                 throw KerasError.unreadableObject(file: name, path: where_, reason: "expected strings, found \(Self.className(H5Tget_class(tid)))")
             }
             let cset = H5Tget_cset(tid)
             if H5Tis_variable_str(tid) > 0 {
+                try checkHeader(path, strings: attribute)
                 let mem = H5Tcopy(shim_c_s1())
                 defer { H5Tclose(mem) }
                 H5Tset_size(mem, shim_variable())
@@ -261,6 +257,17 @@ public final class HDF5File {
                     throw KerasError.unreadableObject(file: name, path: path, reason: "implausible shape \(shape) (corrupt file?)")
                 }
                 total = p
+            }
+            // And no larger than the file could hold: uncompressed data is in the file byte for
+            // byte, compressed data expands at most 1032:1 (deflate's limit).
+            let dcpl = H5Dget_create_plist(did)
+            let filters = dcpl >= 0 ? Int(H5Pget_nfilters(dcpl)) : 0
+            if dcpl >= 0 { H5Pclose(dcpl) }
+            let elementSize = max(Int(H5Tget_size(tid)), 1)
+            let (bytesNeeded, overflow) = total.multipliedReportingOverflow(by: elementSize)
+            let limit = filters > 0 ? fileSize.multipliedReportingOverflow(by: 1032).partialValue : fileSize
+            guard !overflow, bytesNeeded <= limit else {
+                throw KerasError.unreadableObject(file: name, path: path, reason: "shape \(shape) needs \(bytesNeeded) bytes, more than the \(fileSize)-byte file holds (corrupt file?)")
             }
             var values = [Float](repeating: 0, count: shape.reduce(1, *))
             if !values.isEmpty {

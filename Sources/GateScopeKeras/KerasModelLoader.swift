@@ -57,21 +57,34 @@ public enum KerasModelLoader {
     }
 
     static func loadKerasZip(path: String) throws -> LoadedKerasModel {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw KerasError.unreadable(file: path, reason: "cannot read the file: \(error.localizedDescription)")
-        }
+        // File-backed, not Archive(data:): the in-memory archive of ZIPFoundation never frees its
+        // buffer (LeakSanitizer under scripts/fuzz.sh), and the file need not be read whole.
         let archive: Archive
-        do { archive = try Archive(data: data, accessMode: .read) } catch {
+        do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {
             throw KerasError.corrupt(file: path, reason: "not a readable .keras zip archive (\(error))")
         }
+        let fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? nil ?? 0
         func entry(_ name: String, required: Bool) throws -> Data? {
             guard let e = archive[name] else {
                 if required { throw KerasError.missing(file: path, path: name, what: "zip entry") }
                 return nil
             }
+            // Declared sizes are bounded by the file before anything is allocated: deflate
+            // expands at most 1032:1, a stored entry not at all.
+            let declared = Int64(e.uncompressedSize)
+            let compressed = Int64(e.compressedSize)
+            guard compressed <= fileSize, declared <= max(compressed, 0) * 1032 + 1024 else {
+                throw KerasError.corrupt(file: path, reason: "zip entry \(name) declares \(declared) bytes from \(compressed) compressed in a \(fileSize)-byte file")
+            }
             var out = Data()
-            do { _ = try archive.extract(e) { out.append($0) } } catch {
+            do {
+                _ = try archive.extract(e, skipCRC32: false) { chunk in
+                    guard Int64(out.count + chunk.count) <= declared else { throw KerasError.corrupt(file: path, reason: "zip entry \(name) holds more than the \(declared) bytes it declares") }
+                    out.append(chunk)
+                }
+            } catch let error as KerasError {
+                throw error
+            } catch {
                 throw KerasError.corrupt(file: path, reason: "zip entry \(name) cannot be extracted (\(error))")
             }
             return out
@@ -95,12 +108,12 @@ public enum KerasModelLoader {
 
     static func loadLegacyH5(path: String) throws -> LoadedKerasModel {
         let h5 = try HDF5File(path: path)
-        guard h5.hasAttribute("/", "model_config") else {
+        guard try h5.hasAttribute("/", "model_config") else {
             throw KerasError.unreadable(file: path, reason: "HDF5 file without a 'model_config' root attribute: a weights-only .h5 (save_weights) has no model to load; save the whole model")
         }
         let configText = try h5.stringAttribute("/", "model_config")
-        let version = h5.hasAttribute("/", "keras_version") ? try h5.stringAttribute("/", "keras_version") : ""
-        let backend = h5.hasAttribute("/", "backend") ? try h5.stringAttribute("/", "backend") : nil
+        let version = try h5.hasAttribute("/", "keras_version") ? try h5.stringAttribute("/", "keras_version") : ""
+        let backend = try h5.hasAttribute("/", "backend") ? try h5.stringAttribute("/", "backend") : nil
         let config = try KerasConfigParser.parse(configText, file: path)
         guard h5.isGroup("model_weights") else { throw KerasError.missing(file: path, path: "model_weights", what: "group") }
         let model = try build(config, store: LegacyH5Weights(h5: h5), file: path, format: "h5", version: version)

@@ -39,7 +39,7 @@ struct KerasZipWeights: WeightStore {
         guard depth < 16, h5.isGroup(prefix) else { return }
         for member in try h5.members(prefix) {
             let group = "\(prefix)/\(member)", vars = "\(group)/vars"
-            guard h5.hasAttribute(vars, "name"), let name = try? h5.stringAttribute(vars, "name") else { continue }
+            guard try h5.hasAttribute(vars, "name"), let name = try? h5.stringAttribute(vars, "name") else { continue }
             groups[(scope + [name]).joined(separator: "/")] = group
             try scan("\(group)/layers", scope: scope + [name], depth: depth + 1)
         }

@@ -44,16 +44,22 @@ enum GateScopeCLI {
         throw NotFound(description: "the gatescope binary is not in the build products (searched \(dirs.map(\.path)))")
     }
 
-    /// Starts `gatescope args...` in `dir` (default: the current directory) without waiting.
-    static func start(_ args: [String], in dir: String? = nil) throws -> Running {
+    /// Starts `gatescope args...` in `dir` (default: the current directory) without waiting;
+    /// `wrapper` (e.g. `["/usr/bin/prlimit", "--data=N", "--"]`) runs gatescope under another command.
+    static func start(_ args: [String], in dir: String? = nil, wrapper: [String] = []) throws -> Running {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("gatescope-cli-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         let out = scratch + "/stdout", err = scratch + "/stderr"
         _ = FileManager.default.createFile(atPath: out, contents: nil)
         _ = FileManager.default.createFile(atPath: err, contents: nil)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binary())
-        process.arguments = args
+        if let first = wrapper.first {
+            process.executableURL = URL(fileURLWithPath: first)
+            process.arguments = Array(wrapper.dropFirst()) + [try binary()] + args
+        } else {
+            process.executableURL = URL(fileURLWithPath: try binary())
+            process.arguments = args
+        }
         if let dir { process.currentDirectoryURL = URL(fileURLWithPath: dir) }
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
