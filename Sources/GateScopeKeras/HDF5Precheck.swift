@@ -171,6 +171,9 @@ enum HDF5Precheck {
             guard !overflow else { throw refuse("attribute '\(InputSafe.clip(stored))': its dataspace declares more values than can exist") }
             points = product
         }
+        try checkDatatype(bytes, at: typeAt, size: typeSize, depth: 0) {
+            refuse("attribute '\(InputSafe.clip(stored))' " + $0)
+        }
         // Every value is stored in the message (libhdf5 copies points x size bytes out of it):
         // variable-length values as a length and a heap reference, others at the type's size.
         let isVariable = bytes[typeAt] & 0x0F == 9
@@ -203,6 +206,29 @@ enum HDF5Precheck {
                 throw refuse("string \(k) declares \(length) characters, its heap object holds \(objectSize) bytes")
             }
         }
+    }
+
+    /// A datatype message that libhdf5 can decode without reading past it: the classes Keras
+    /// and h5py write for attributes and weights (integers, floats, strings, bitfields,
+    /// references, variable-length of those), with their properties inside `size` bytes.
+    /// Enumerations, compounds, arrays and opaque types are refused: their nested descriptions
+    /// are where fuzzing found libhdf5 reading past the message (H5T_copy_reopen).
+    static func checkDatatype(_ bytes: UnsafeRawBufferPointer, at: Int, size: Int, depth: Int,
+                              refuse: (String) -> KerasError) throws {
+        guard size >= 8, at + size <= bytes.count, depth < 4 else { throw refuse("has a datatype cut off") }
+        let typeClass = bytes[at] & 0x0F
+        // Properties after the 8-byte header, per class (HDF5 file format, datatype message).
+        let properties: [UInt8: Int] = [0: 4, 1: 12, 2: 2, 3: 0, 4: 4, 7: 0]
+        if let need = properties[typeClass] {
+            guard size >= 8 + need else { throw refuse("has a datatype of class \(typeClass) cut off") }
+            return
+        }
+        guard typeClass == 9 else {
+            let names: [UInt8: String] = [5: "opaque", 6: "compound", 8: "enumeration", 10: "array"]
+            throw refuse("has a datatype (\(names[typeClass] ?? "class \(typeClass)")) that gatescope does not read")
+        }
+        // Variable-length: the base type follows, with its own 8-byte header and properties.
+        try checkDatatype(bytes, at: at + 8, size: size - 8, depth: depth + 1, refuse: refuse)
     }
 
     /// Names quoted from the file: control characters escaped, cut short.

@@ -15,7 +15,7 @@ import Testing
     }
 
     /// Every damaged or unsupported model file: non-zero exit and one line naming the file.
-    /// libhdf5_crash.h5 makes libhdf5 itself segfault; the crash guard must still say one line.
+    /// libhdf5_crash.h5 made libhdf5 itself segfault; HDF5Precheck refuses it before libhdf5 reads it.
     @Test(arguments: badFiles)
     func badModelGivesOneLine(_ name: String) throws {
         let path = Self.fixtures.appendingPathComponent("bad/\(name)").path
