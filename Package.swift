@@ -71,6 +71,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // libFuzzer harnesses of every file reader (scripts/fuzz.sh); an ordinary build replays files.
+        .executableTarget(name: "GateScopeFuzz", dependencies: [
+            "GateScopeInput", "GateScopeKeras", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ]),
+
         // Engine throughput benchmark (scripts/bench_engine.sh); prints figures, not a test.
         .executableTarget(name: "GateScopeBench", dependencies: ["GateScopeEngine", "GateScopeKeras", "GateScopeInput"]),
 
