@@ -10,7 +10,7 @@ import Testing
     }()
 
     static let commands = ["inspect", "predict", "record", "runs", "stats", "export", "query", "index",
-                           "plot saturation", "plot heatmap", "plot unit", "merge", "migrate"]
+                           "plot saturation", "plot heatmap", "plot unit", "merge", "check", "migrate"]
 
     /// The "### gatescope X" headings of the command reference.
     static var documented: [String] {

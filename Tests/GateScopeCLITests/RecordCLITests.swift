@@ -6,7 +6,7 @@ import Testing
 // CLI tests of `gatescope record`: output contract, one-line errors, and crash safety with a real
 // SIGKILL / SIGINT of the built binary followed by --resume.
 
-private enum RecordCLI {
+enum RecordCLI {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/keras").path
 
