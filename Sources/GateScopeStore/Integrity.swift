@@ -36,7 +36,10 @@ public enum Integrity {
         let (pages, hasChecksums) = try scanPages(path: path, problems: &problems)
         var runs = 0
         do {
-            let db = try ReadAccess.open(path)
+            let db: Database
+            do { db = try ReadAccess.open(path) } catch let error as DatabaseError where !isDamage(error) {
+                throw StoreError(error.message)  // e.g. an older schema: not damage, a one-line refusal
+            }
             try integrityCheck(db, problems: &problems)
             runs = try countRows(db, problems: &problems)
         } catch let error as DatabaseError where error.code == DatabaseError.pageChecksumMismatch {
@@ -48,6 +51,11 @@ public enum Integrity {
             problems.append(Problem(kind: "sqlite", message: error.description))
         }
         return Report(pagesChecked: pages, hasPageChecksums: hasChecksums, runsChecked: runs, problems: problems)
+    }
+
+    /// SQLite's answers to a damaged file (as opposed to, say, a schema this version cannot read).
+    static func isDamage(_ error: DatabaseError) -> Bool {
+        [SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_IOERR, SQLITE_FORMAT].contains(error.primaryCode)
     }
 
     /// Reads the file page by page and verifies each page's checksum. Returns (pages, has checksums).
@@ -151,4 +159,27 @@ public enum Integrity {
         }
         return runs.count
     }
+
+    /// Rewrites the database at `path` with page checksums (8 reserve bytes per page) if it has
+    /// none: a VACUUM, which needs free space for a copy of the file and no other connection.
+    /// Returns false when it already has them.
+    public static func addPageChecksums(path: String) throws -> Bool {
+        let db = try Database(path: path, mode: .readWrite)
+        guard try db.scalar("PRAGMA page_count")?.int64Value ?? 0 > 0 else { return false }
+        var reserve: Int32 = -1
+        // -1 asks for the current value without changing it.
+        try db.check(sqlite3_file_control(db.handle, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve), sql: nil)
+        if reserve == Int32(GATESCOPE_CHECKSUM_BYTES) { return false }
+        guard reserve == 0 else {
+            throw StoreError("'\(path)' reserves \(reserve) bytes per page for something else; page checksums need 8 (dump and reload it)")
+        }
+        // The reserve of a WAL database changes only through a VACUUM in rollback mode.
+        try db.execute("PRAGMA journal_mode = DELETE")
+        var eight = Int32(GATESCOPE_CHECKSUM_BYTES)
+        try db.check(sqlite3_file_control(db.handle, "main", SQLITE_FCNTL_RESERVE_BYTES, &eight), sql: nil)
+        try db.execute("VACUUM")
+        try db.execute("PRAGMA journal_mode = WAL")
+        return true
+    }
 }
+

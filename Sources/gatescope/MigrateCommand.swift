@@ -21,10 +21,16 @@ struct MigrateCommand: ParsableCommand {
     @Argument(help: "The GateScope SQLite database (opened read-write).")
     var db: String
 
+    @Flag(help: "Also rewrite the file with page checksums if it has none (a VACUUM: needs free space for a copy and no recording running).")
+    var checksums = false
+
     func run() throws {
         try runReadCommand("migrate") {
             let (from, to) = try Schema.upgrade(path: db)
             print(from == to ? "\(db): schema version \(to), nothing to do" : "\(db): schema version \(from) -> \(to)")
+            if checksums {
+                print(try Integrity.addPageChecksums(path: db) ? "\(db): page checksums added" : "\(db): page checksums already present")
+            }
         }
     }
 }

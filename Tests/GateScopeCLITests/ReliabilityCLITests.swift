@@ -135,6 +135,29 @@ private enum Reliability {
         #expect(try RecordCLI.scalar(dir + "/killed.db", "SELECT status FROM runs") == .text("running"))
     }
 
+    /// An older database gains page checksums through `migrate --checksums`, losing nothing.
+    @Test func migrateAddsPageChecksumsToAnOlderDatabase() throws {
+        let dir = try GateScopeCLI.tempDir("cksum")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let v1 = URL(fileURLWithPath: RecordCLI.fixtures).deletingLastPathComponent().appendingPathComponent("v1/v1.db").path
+        try FileManager.default.copyItem(atPath: v1, toPath: dir + "/plain.db")
+        try FileManager.default.copyItem(atPath: v1, toPath: dir + "/cksum.db")
+        let old = try GateScopeCLI.run(["check", "plain.db"], in: dir)
+        #expect(old.status == 1 && old.message.hasPrefix("gatescope check: 'plain.db' has schema version 1"), "\(old.stderr)")
+        #expect(try GateScopeCLI.run(["migrate", "plain.db"], in: dir).status == 0)
+        let plain = try GateScopeCLI.run(["check", "plain.db"], in: dir)
+        #expect(plain.stdout.hasPrefix("plain.db: ok: no page checksums (created by an older gatescope)"), "\(plain.stdout)")
+        let migrated = try GateScopeCLI.run(["migrate", "cksum.db", "--checksums"], in: dir)
+        #expect(migrated.stdout == "cksum.db: schema version 1 -> 7\ncksum.db: page checksums added\n", "\(migrated.stdout) \(migrated.stderr)")
+        let checked = try GateScopeCLI.run(["check", "cksum.db"], in: dir)
+        #expect(checked.status == 0 && checked.stdout.contains(" pages match their checksums"), "\(checked.stdout)")
+        let a = try GateScopeCLI.run(["export", "plain.db", "--run", "1", "--format", "csv"], in: dir)
+        let b = try GateScopeCLI.run(["export", "cksum.db", "--run", "1", "--format", "csv"], in: dir)
+        #expect(a.status == 0 && a.stdout == b.stdout && !a.stdout.isEmpty)
+        let again = try GateScopeCLI.run(["migrate", "cksum.db", "--checksums"], in: dir)
+        #expect(again.stdout.hasSuffix("cksum.db: page checksums already present\n"))
+    }
+
     /// A second resume of a run another process writes is refused at once, naming it, and the
     /// first finishes exactly; the loser changes neither status nor summaries.
     @Test func secondResumeIsRefusedWhileTheFirstRuns() throws {
