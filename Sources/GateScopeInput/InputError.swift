@@ -53,19 +53,7 @@ public struct InputError: Error, CustomStringConvertible, LocalizedError, Equata
         for scalar in text.unicodeScalars {
             if count >= limit { return out + "'..." }
             count += 1
-            switch scalar {
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "'": out += "\\'"
-            default:
-                if scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format
-                    || scalar.properties.generalCategory == .nonspacingMark {
-                    out += "\\u{\(String(scalar.value, radix: 16))}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
+            if let escape = escape(scalar, strict: true) { out += escape } else { out.unicodeScalars.append(scalar) }
         }
         return out + "'"
     }
@@ -80,19 +68,25 @@ public struct InputError: Error, CustomStringConvertible, LocalizedError, Equata
         guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
         var out = ""
         for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.properties.generalCategory == .control {
-                    out += "\\u{\(String(scalar.value, radix: 16))}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
+            if let escape = escape(scalar, strict: false) { out += escape } else { out.unicodeScalars.append(scalar) }
         }
         return out
+    }
+
+    /// How one character is written in a message, or nil to keep it: line breaks, tabs and other
+    /// control characters always; when `strict` (quoted file content), also the quote itself,
+    /// invisible format characters and combining marks.
+    static func escape(_ scalar: Unicode.Scalar, strict: Bool) -> String? {
+        switch scalar {
+        case "\n": return "\\n"
+        case "\r": return "\\r"
+        case "\t": return "\\t"
+        case "'" where strict: return "\\'"
+        default:
+            let category = scalar.properties.generalCategory
+            guard category == .control || (strict && (category == .format || category == .nonspacingMark)) else { return nil }
+            return "\\u{\(String(scalar.value, radix: 16))}"
+        }
     }
 
     public var errorDescription: String? { description }
