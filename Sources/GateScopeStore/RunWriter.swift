@@ -156,8 +156,9 @@ public final class RunWriter {
 
     /// Opens (creating if needed) and migrates `path` for writing a run of `layers`.
     public init(path: String, layers: [RecordedLayer]) throws {
-        db = try Database(path: path, mode: .readWriteCreate, pageSize: Self.pageSize)
+        // The reserve first: with no room even for it, nothing (not even an empty database) is made.
         reserve = try SpaceReserve(databasePath: path)
+        db = try Database(path: path, mode: .readWriteCreate, pageSize: Self.pageSize)
         try Schema.migrate(db)
         try Self.configureWriter(db)
         self.layers = layers
