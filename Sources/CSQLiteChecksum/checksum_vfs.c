@@ -29,18 +29,37 @@ struct ChecksumFile {
 static sqlite3_vfs *root_vfs(sqlite3_vfs *vfs) { return (sqlite3_vfs *)vfs->pAppData; }
 static sqlite3_file *real_file(sqlite3_file *file) { return (sqlite3_file *)(((ChecksumFile *)file) + 1); }
 
-// A Fletcher-style pair of 64-bit sums over the page's 32-bit words. The words are read
-// little-endian on every machine, so a database moved between machines still verifies.
+// Fletcher-style sums in 8 interleaved lanes of 32-bit words (so the compiler can vectorize:
+// a single chain of s2 += s1 costs a cycle per word and made recording 9% slower), folded into
+// 64 bits. The words are read little-endian on every machine, so a database moved between
+// machines still verifies. Any change to one word changes its lane's first sum.
 static void compute(const unsigned char *page, size_t size, unsigned char out[8]) {
-    uint64_t s1 = 0x9e3779b97f4a7c15ull, s2 = 0;
+    enum { LANES = 8 };
+    uint64_t first[LANES] = {0}, second[LANES] = {0};
     size_t words = (size - GATESCOPE_CHECKSUM_BYTES) / 4;
-    for (size_t i = 0; i < words; i++) {
+    size_t whole = words - words % LANES;
+    for (size_t i = 0; i < whole; i += LANES) {
+        for (int l = 0; l < LANES; l++) {
+            uint32_t w;
+            memcpy(&w, page + 4 * (i + l), 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            w = __builtin_bswap32(w);
+#endif
+            first[l] += w;
+            second[l] += first[l];
+        }
+    }
+    for (size_t i = whole; i < words; i++) {
         const unsigned char *p = page + 4 * i;
         uint32_t w = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-        s1 += w;
-        s2 += s1;
+        first[i % LANES] += w;
+        second[i % LANES] += first[i % LANES];
     }
-    uint64_t sum = s1 ^ ((s2 << 32) | (s2 >> 32));
+    uint64_t sum = 0x9e3779b97f4a7c15ull;
+    for (int l = 0; l < LANES; l++) {
+        sum = (sum ^ first[l]) * 0x100000001b3ull;
+        sum = (sum ^ second[l]) * 0x100000001b3ull;
+    }
     for (int i = 0; i < 8; i++) out[i] = (unsigned char)(sum >> (8 * i));
 }
 
