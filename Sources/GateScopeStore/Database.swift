@@ -126,7 +126,9 @@ public final class Database {
 
     /// Opens `path`; read-write connections switch to WAL. Foreign keys on, busy timeout set.
     /// `pageSize` (a power of two, 512...65536) applies only to a new, empty database.
-    public init(path: String, mode: Mode = .readWriteCreate, busyTimeoutMilliseconds: Int32 = 5000, pageSize: Int? = nil) throws {
+    /// `verifyChecksums: false` reads pages whose checksums do not match (see `Integrity.rewritePageChecksums`).
+    public init(path: String, mode: Mode = .readWriteCreate, busyTimeoutMilliseconds: Int32 = 5000, pageSize: Int? = nil,
+                verifyChecksums: Bool = true) throws {
         var flags: Int32 = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI
         switch mode {
         case .readWriteCreate: flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
@@ -155,6 +157,8 @@ public final class Database {
         sqlite3_extended_result_codes(db, 1)
         do {
             try check(sqlite3_busy_timeout(db, busyTimeoutMilliseconds), sql: nil)
+            // Before the first page is read (opening reads only the 100-byte header).
+            if !verifyChecksums { try execute("PRAGMA gatescope_checksum_verification = off") }
             try execute("PRAGMA foreign_keys = ON")
             if mode != .readOnly {
                 if let pageSize {

@@ -181,5 +181,19 @@ public enum Integrity {
         try db.execute("PRAGMA journal_mode = WAL")
         return true
     }
-}
 
+    /// Recomputes every page's checksum of the database at `path` (a VACUUM with verification
+    /// off), for after a tool without gatescope's VFS wrote to it: such pages read as damaged.
+    /// It also blesses real damage, so `check` first. Throws if the file has no page checksums.
+    public static func rewritePageChecksums(path: String) throws {
+        let db = try Database(path: path, mode: .readWrite, verifyChecksums: false)
+        var reserve: Int32 = -1
+        try db.check(sqlite3_file_control(db.handle, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve), sql: nil)
+        guard reserve == Int32(GATESCOPE_CHECKSUM_BYTES) else {
+            throw StoreError("'\(path)' has no page checksums to rewrite; add them with `gatescope migrate \(path) --checksums`")
+        }
+        try db.execute("PRAGMA journal_mode = DELETE")
+        try db.execute("VACUUM")
+        try db.execute("PRAGMA journal_mode = WAL")
+    }
+}

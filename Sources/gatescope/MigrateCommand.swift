@@ -24,8 +24,16 @@ struct MigrateCommand: ParsableCommand {
     @Flag(help: "Also rewrite the file with page checksums if it has none (a VACUUM: needs free space for a copy and no recording running).")
     var checksums = false
 
+    @Flag(help: "Recompute every page checksum after another tool wrote to the database (its pages then read as damaged). This also blesses real damage: run `gatescope check` first.")
+    var rewriteChecksums = false
+
     func run() throws {
         try runReadCommand("migrate") {
+            // First: until the checksums are rewritten, stale pages cannot even be read to migrate.
+            if rewriteChecksums {
+                try Integrity.rewritePageChecksums(path: db)
+                print("\(db): page checksums rewritten")
+            }
             let (from, to) = try Schema.upgrade(path: db)
             print(from == to ? "\(db): schema version \(to), nothing to do" : "\(db): schema version \(from) -> \(to)")
             if checksums {

@@ -156,6 +156,23 @@ private enum Reliability {
         #expect(a.status == 0 && a.stdout == b.stdout && !a.stdout.isEmpty)
         let again = try GateScopeCLI.run(["migrate", "cksum.db", "--checksums"], in: dir)
         #expect(again.stdout.hasSuffix("cksum.db: page checksums already present\n"))
+
+        // Another tool (Python's sqlite3, without gatescope's VFS) writes: its pages read as
+        // damaged until `migrate --rewrite-checksums` stamps them anew, keeping its change.
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", "-c", "import sqlite3; c = sqlite3.connect('cksum.db'); c.execute(\"UPDATE runs SET name = 'renamed'\"); c.commit(); c.close()"]
+        python.currentDirectoryURL = URL(fileURLWithPath: dir)
+        try python.run()
+        python.waitUntilExit()
+        #expect(python.terminationStatus == 0)
+        let stale = try GateScopeCLI.run(["runs", "cksum.db"], in: dir)
+        #expect(stale.status == 1 && stale.message.contains("a page checksum does not match"), "\(stale.stderr)")
+        let rewritten = try GateScopeCLI.run(["migrate", "cksum.db", "--rewrite-checksums"], in: dir)
+        #expect(rewritten.stdout.hasPrefix("cksum.db: page checksums rewritten\n"), "\(rewritten.stdout) \(rewritten.stderr)")
+        #expect(try GateScopeCLI.run(["check", "cksum.db"], in: dir).status == 0)
+        let runs = try GateScopeCLI.run(["runs", "cksum.db", "--format", "csv", "--no-header"], in: dir)
+        #expect(runs.stdout.hasPrefix("1,renamed,complete,"), "\(runs.stdout) \(runs.stderr)")
     }
 
     /// A second resume of a run another process writes is refused at once, naming it, and the
