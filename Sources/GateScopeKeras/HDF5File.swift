@@ -27,9 +27,10 @@ public final class HDF5File {
     /// before libhdf5 reads them (see `HDF5Precheck`).
     private var image = Data()
     private var heaps: HDF5Precheck.Heaps?
-    /// The file's size: no dataset can need more bytes than this (uncompressed).
-    private var fileSize = Int.max
-    /// Object headers (path, string attribute) already checked.
+    /// The file's size (unbounded if it could not be mapped): no dataset can need more bytes
+    /// than this, uncompressed.
+    private var fileSize: Int { image.isEmpty ? Int.max : image.count }
+    /// Paths whose object headers are already checked.
     private var checkedHeaders = Set<String>()
 
     /// Opens the file at `path` read-only.
@@ -40,7 +41,6 @@ public final class HDF5File {
         if let mapped = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) {
             heaps = try mapped.withUnsafeBytes { try HDF5Precheck.check($0, name: label) }
             image = mapped
-            fileSize = mapped.count
         }
         let id: hid_t = HDF5Lib.call(label) { H5Fopen(path, shim_acc_rdonly(), shim_p_default()) }
         guard id >= 0 else {
@@ -54,7 +54,6 @@ public final class HDF5File {
         self.name = name
         heaps = try bytes.withUnsafeBytes { try HDF5Precheck.check($0, name: name) }
         image = bytes
-        fileSize = bytes.count
         let id: hid_t = HDF5Lib.call(name) {
             guard bytes.starts(with: HDF5Lib.signature) else { return -1 }
             let fapl = H5Pcreate(shim_p_file_access())
@@ -134,26 +133,23 @@ public final class HDF5File {
     /// header is damaged (see `checkHeader`).
     public func hasAttribute(_ path: String, _ attribute: String) throws -> Bool {
         guard path.isEmpty || path == "/" || exists(path) else { return false }
-        try checkHeader(path, strings: nil)
+        try checkHeader(path)
         return HDF5Lib.call(name) { H5Aexists_by_name(fid, path.isEmpty ? "/" : path, attribute, shim_p_default()) > 0 }
     }
 
-    /// Checks the object header of `path` (and, for `strings`, that attribute's string
-    /// references) before libhdf5 decodes its attributes; see `HDF5Precheck`.
-    private func checkHeader(_ path: String, strings: String?) throws {
-        guard let heaps else { return }
-        let key = path + "\u{0}" + (strings ?? "")
-        if checkedHeaders.contains(key) { return }
+    /// Checks the object header of `path`, its attributes and their string references, once,
+    /// before libhdf5 decodes any of them; see `HDF5Precheck`.
+    private func checkHeader(_ path: String) throws {
+        guard let heaps, !checkedHeaders.contains(path) else { return }
         var info = H5O_info_t()
         let found = HDF5Lib.call(name) { H5Oget_info_by_name2(fid, path.isEmpty ? "/" : path, &info, H5O_INFO_BASIC, shim_p_default()) }
         guard found >= 0 else {
             throw KerasError.unreadableObject(file: name, path: path.isEmpty ? "/" : path, reason: "cannot locate its object header")
         }
         try image.withUnsafeBytes {
-            try HDF5Precheck.checkObjectHeader($0, heaps: heaps, header: UInt64(info.addr), strings: strings, name: name,
-                                               path: strings.map { attributePath(path, $0) } ?? (path.isEmpty ? "/" : path))
+            try HDF5Precheck.checkObjectHeader($0, heaps: heaps, header: UInt64(info.addr), name: name, path: path.isEmpty ? "/" : path)
         }
-        checkedHeaders.insert(key)
+        checkedHeaders.insert(path)
     }
 
     /// A scalar string attribute (variable- or fixed-length).
@@ -194,7 +190,6 @@ public final class HDF5File {
             }
             let cset = H5Tget_cset(tid)
             if H5Tis_variable_str(tid) > 0 {
-                try checkHeader(path, strings: attribute)
                 let mem = H5Tcopy(shim_c_s1())
                 defer { H5Tclose(mem) }
                 H5Tset_size(mem, shim_variable())

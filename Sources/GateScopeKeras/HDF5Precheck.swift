@@ -86,8 +86,7 @@ enum HDF5Precheck {
     static func superblock(_ bytes: UnsafeRawBufferPointer) -> (at: Int, offsets: Int, lengths: Int)? {
         var at = 0
         while at + 16 <= bytes.count {
-            if bytes[at] == 0x89, bytes[at + 1] == 0x48, bytes[at + 2] == 0x44, bytes[at + 3] == 0x46,
-               bytes[at + 4] == 0x0D, bytes[at + 5] == 0x0A, bytes[at + 6] == 0x1A, bytes[at + 7] == 0x0A {
+            if bytes[at..<(at + 8)].elementsEqual(HDF5Lib.signature) {
                 let version = bytes[at + 8]
                 let field = version <= 1 ? at + 13 : at + 9
                 guard field + 1 < bytes.count else { return nil }
@@ -102,12 +101,12 @@ enum HDF5Precheck {
 
     /// Checks the object header at `header` (relative file address) before libhdf5 decodes its
     /// attributes: every attribute message's name, datatype and dataspace must fit inside the
-    /// message (libhdf5 copies the name by its declared size: a heap over-read found by fuzzing).
-    /// For `strings` (an attribute name), the variable-length strings must also point at objects
-    /// of checked collections whose size is the string's length, because libhdf5 allocates the
-    /// length it reads (a 14 KB file asked for 3 GB) and copies the object's size into that buffer.
+    /// message (libhdf5 copies the name by its declared size: a heap over-read found by fuzzing),
+    /// and variable-length strings must point at objects of checked collections whose size is the
+    /// string's length, because libhdf5 allocates the length it reads (a 14 KB file asked for
+    /// 3 GB) and copies the object's size into that buffer.
     /// Version-1 object headers only (what h5py writes by default); others are left to libhdf5.
-    static func checkObjectHeader(_ bytes: UnsafeRawBufferPointer, heaps: Heaps, header: UInt64, strings: String?,
+    static func checkObjectHeader(_ bytes: UnsafeRawBufferPointer, heaps: Heaps, header: UInt64,
                                   name: String, path: String) throws {
         let count = bytes.count
         func refuse(_ what: String) -> KerasError {
@@ -139,14 +138,14 @@ enum HDF5Precheck {
                     blocks.append((heaps.base + Int(offset), Int(length)))
                 } else if type == 0x0C {
                     guard size >= 8 else { throw refuse("an attribute message is cut off") }
-                    try checkAttributeMessage(bytes, heaps: heaps, data: data, end: data + size, strings: strings, refuse: refuse)
+                    try checkAttributeMessage(bytes, heaps: heaps, data: data, end: data + size, refuse: refuse)
                 }
                 p = data + size
             }
         }
     }
 
-    private static func checkAttributeMessage(_ bytes: UnsafeRawBufferPointer, heaps: Heaps, data: Int, end: Int, strings: String?,
+    private static func checkAttributeMessage(_ bytes: UnsafeRawBufferPointer, heaps: Heaps, data: Int, end: Int,
                                               refuse: (String) -> KerasError) throws {
         func u16(_ at: Int) -> Int { Int(decode(bytes, at: at, width: 2)) }
         let version = bytes[data]
@@ -188,7 +187,7 @@ enum HDF5Precheck {
         guard !tooMany, valueBytes <= UInt64(end - rawAt) else {
             throw refuse("attribute '\(InputSafe.clip(stored))' declares \(points) values of \(valueSize) bytes, more than its \(end - rawAt) bytes of data")
         }
-        guard let strings, stored == strings, isVariable, typeSize >= 16 else { return }
+        guard isVariable, typeSize >= 16 else { return }
         // The variable-length base type follows the 8-byte datatype header.
         let baseSize = decode(bytes, at: typeAt + 8 + 4, width: 4)
         for k in 0..<Int(points) {
@@ -199,11 +198,11 @@ enum HDF5Precheck {
             guard collection != 0 else { continue }
             let index = decode(bytes, at: at + 4 + heaps.offsetSize, width: 4)
             guard let objects = heaps.objects[collection], let objectSize = objects[index] else {
-                throw refuse("string \(k) refers to object \(index) of a global heap collection at \(collection) that does not exist")
+                throw refuse("attribute '\(InputSafe.clip(stored))': string \(k) refers to object \(index) of a global heap collection at \(collection) that does not exist")
             }
             let (bytesNeeded, overflow) = length.multipliedReportingOverflow(by: max(baseSize, 1))
             guard !overflow, bytesNeeded == objectSize else {
-                throw refuse("string \(k) declares \(length) characters, its heap object holds \(objectSize) bytes")
+                throw refuse("attribute '\(InputSafe.clip(stored))': string \(k) declares \(length) characters, its heap object holds \(objectSize) bytes")
             }
         }
     }

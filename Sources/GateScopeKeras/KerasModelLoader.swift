@@ -63,7 +63,7 @@ public enum KerasModelLoader {
         do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {
             throw KerasError.corrupt(file: path, reason: "not a readable .keras zip archive (\(error))")
         }
-        let fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? nil ?? 0
+        let fileSize = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
         func entry(_ name: String, required: Bool) throws -> Data? {
             guard let e = archive[name] else {
                 if required { throw KerasError.missing(file: path, path: name, what: "zip entry") }

@@ -171,8 +171,7 @@ public final class Database {
                 // A new database reserves 8 bytes per page for its checksum (set before the first
                 // page is written; an existing database keeps what it has).
                 if path != ":memory:", !path.isEmpty, try scalar("PRAGMA page_count")?.int64Value == 0 {
-                    var reserve: Int32 = Int32(GATESCOPE_CHECKSUM_BYTES)
-                    try check(sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve), sql: nil)
+                    try reserveBytes(setting: Int32(GATESCOPE_CHECKSUM_BYTES))
                 }
                 // WAL: readers in other processes see committed transactions while a run is written.
                 let journal = try scalar("PRAGMA journal_mode = WAL")?.stringValue?.lowercased()
@@ -191,6 +190,15 @@ public final class Database {
             e.message = "'\(path)': \(e.message)"
             throw e
         }
+    }
+
+    /// The bytes the main database reserves at the end of each page (8: page checksums), before
+    /// `setting` (a new value, which takes effect on an empty database or at the next VACUUM).
+    @discardableResult
+    func reserveBytes(setting value: Int32? = nil) throws -> Int32 {
+        var reserve = value ?? -1  // -1 asks without changing it
+        try check(sqlite3_file_control(handle, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve), sql: nil)
+        return reserve
     }
 
     deinit {

@@ -166,19 +166,12 @@ public enum Integrity {
     public static func addPageChecksums(path: String) throws -> Bool {
         let db = try Database(path: path, mode: .readWrite)
         guard try db.scalar("PRAGMA page_count")?.int64Value ?? 0 > 0 else { return false }
-        var reserve: Int32 = -1
-        // -1 asks for the current value without changing it.
-        try db.check(sqlite3_file_control(db.handle, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve), sql: nil)
+        let reserve = try db.reserveBytes()
         if reserve == Int32(GATESCOPE_CHECKSUM_BYTES) { return false }
         guard reserve == 0 else {
             throw StoreError("'\(path)' reserves \(reserve) bytes per page for something else; page checksums need 8 (dump and reload it)")
         }
-        // The reserve of a WAL database changes only through a VACUUM in rollback mode.
-        try db.execute("PRAGMA journal_mode = DELETE")
-        var eight = Int32(GATESCOPE_CHECKSUM_BYTES)
-        try db.check(sqlite3_file_control(db.handle, "main", SQLITE_FCNTL_RESERVE_BYTES, &eight), sql: nil)
-        try db.execute("VACUUM")
-        try db.execute("PRAGMA journal_mode = WAL")
+        try rewriteEveryPage(db) { try db.reserveBytes(setting: Int32(GATESCOPE_CHECKSUM_BYTES)) }
         return true
     }
 
@@ -187,12 +180,17 @@ public enum Integrity {
     /// It also blesses real damage, so `check` first. Throws if the file has no page checksums.
     public static func rewritePageChecksums(path: String) throws {
         let db = try Database(path: path, mode: .readWrite, verifyChecksums: false)
-        var reserve: Int32 = -1
-        try db.check(sqlite3_file_control(db.handle, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve), sql: nil)
-        guard reserve == Int32(GATESCOPE_CHECKSUM_BYTES) else {
+        guard try db.reserveBytes() == Int32(GATESCOPE_CHECKSUM_BYTES) else {
             throw StoreError("'\(path)' has no page checksums to rewrite; add them with `gatescope migrate \(path) --checksums`")
         }
+        try rewriteEveryPage(db) {}
+    }
+
+    /// VACUUM, which writes every page anew (through the checksum VFS). The reserve of a WAL
+    /// database changes only through a VACUUM in rollback mode, so `prepare` runs in that mode.
+    private static func rewriteEveryPage(_ db: Database, prepare: () throws -> Void) throws {
         try db.execute("PRAGMA journal_mode = DELETE")
+        try prepare()
         try db.execute("VACUUM")
         try db.execute("PRAGMA journal_mode = WAL")
     }

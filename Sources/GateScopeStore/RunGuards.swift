@@ -28,18 +28,16 @@ public final class RunLock {
         guard fd >= 0 else {
             throw StoreError("cannot open the lock file '\(path)': \(String(cString: strerror(errno)))")
         }
-        var lock = flock()
-        lock.l_type = Int16(F_WRLCK)
-        lock.l_whence = Int16(SEEK_SET)
-        lock.l_start = off_t(runID)
-        lock.l_len = 1
+        // A write lock on byte run_id; F_GETLK overwrites its copy with the holder's lock.
+        var request = flock()
+        request.l_type = Int16(F_WRLCK)
+        request.l_whence = Int16(SEEK_SET)
+        request.l_start = off_t(runID)
+        request.l_len = 1
+        var lock = request
         if fcntl(fd, F_SETLK, &lock) != 0 {
             let reason = errno
-            var holder = flock()
-            holder.l_type = Int16(F_WRLCK)
-            holder.l_whence = Int16(SEEK_SET)
-            holder.l_start = off_t(runID)
-            holder.l_len = 1
+            var holder = request
             let who = fcntl(fd, F_GETLK, &holder) == 0 && holder.l_type != Int16(F_UNLCK) ? "process \(holder.l_pid)" : "another process"
             close(fd)
             if reason == EAGAIN || reason == EACCES {
