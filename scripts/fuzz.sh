@@ -36,15 +36,15 @@ for h in "${harnesses[@]}"; do
     GATESCOPE_FUZZ_HARNESS=$h ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:quarantine_size_mb=64 LSAN_OPTIONS=suppressions=$PWD/Tests/Fuzz/lsan.supp "$bin" "$corpus" \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -malloc_limit_mb=1048576 \
         -seed="${FUZZ_SEED:-1}" -print_final_stats=1 -artifact_prefix="$work/artifacts/$h-" >"$log" 2>&1 || rc=$?
-    runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | tail -1 | grep -oE '[0-9]+$' || echo "?")
-    speed=$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$log" | tail -1 | grep -oE '[0-9]+$' || echo "?")
-    cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || echo "?")
+    runs=$(grep -aoE 'stat::number_of_executed_units: *[0-9]+' "$log" | tail -1 | grep -aoE '[0-9]+$' || echo "?")
+    speed=$(grep -aoE 'stat::average_exec_per_sec: *[0-9]+' "$log" | tail -1 | grep -aoE '[0-9]+$' || echo "?")
+    cov=$(grep -aoE 'cov: [0-9]+' "$log" | tail -1 | grep -aoE '[0-9]+' || echo "?")
     files=$(ls "$corpus" | wc -l)
     if [ $rc -eq 0 ]; then
         result=ok
     else
         status=1
-        result="FAILED (rc $rc): $(grep -m1 -E 'ERROR|SUMMARY|timeout|multi-line|out-of-memory|deadly' "$log" || echo see $log) -> $(ls -t "$work/artifacts/$h-"* 2>/dev/null | head -1)"
+        result="FAILED (rc $rc): $(grep -a -m1 -E 'ERROR|SUMMARY|timeout|multi-line|out-of-memory|deadly' "$log" || echo see $log) -> $(ls -t "$work/artifacts/$h-"* 2>/dev/null | head -1)"
     fi
     printf '%-13s %10s %8s %8s %7s  %s\n' "$h" "$runs" "$speed" "$cov" "$files" "$result"
 done

@@ -257,12 +257,23 @@ public final class HDF5File {
             // byte, compressed data expands at most 1032:1 (deflate's limit).
             let dcpl = H5Dget_create_plist(did)
             let filters = dcpl >= 0 ? Int(H5Pget_nfilters(dcpl)) : 0
+            let layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR
             if dcpl >= 0 { H5Pclose(dcpl) }
             let elementSize = max(Int(H5Tget_size(tid)), 1)
             let (bytesNeeded, overflow) = total.multipliedReportingOverflow(by: elementSize)
             let limit = filters > 0 ? fileSize.multipliedReportingOverflow(by: 1032).partialValue : fileSize
             guard !overflow, bytesNeeded <= limit else {
                 throw KerasError.unreadableObject(file: name, path: path, reason: "shape \(shape) needs \(bytesNeeded) bytes, more than the \(fileSize)-byte file holds (corrupt file?)")
+            }
+            // libhdf5 1.10 copies compact data by the dataset's size from the buffer the layout
+            // message declares, whatever that buffer's size: a short or empty one is read past
+            // (a crash found by fuzzing; libhdf5 1.14 refuses such files when it opens them).
+            let stored = Int(clamping: H5Dget_storage_size(did))
+            if layout == H5D_COMPACT, stored != bytesNeeded {
+                throw KerasError.unreadableObject(file: name, path: path, reason: "its compact data holds \(stored) bytes, its shape \(shape) needs \(bytesNeeded) (corrupt file?)")
+            }
+            if layout == H5D_CONTIGUOUS, filters == 0, stored != 0, stored < bytesNeeded {
+                throw KerasError.unreadableObject(file: name, path: path, reason: "its data holds \(stored) bytes, its shape \(shape) needs \(bytesNeeded) (corrupt file?)")
             }
             var values = [Float](repeating: 0, count: shape.reduce(1, *))
             if !values.isEmpty {
