@@ -23,7 +23,24 @@ public enum KerasError: Error, CustomStringConvertible, Equatable {
     /// The engine refused the assembled model.
     case model(file: String, EngineError)
 
+    /// The message on one line: names from a damaged file may hold control characters, so those
+    /// are escaped (\n, \t, \u{1B}, ...) and a very long message is cut.
     public var description: String {
+        var line = ""
+        for scalar in message.unicodeScalars {
+            switch scalar {
+            case "\n": line += "\\n"
+            case "\r": line += "\\r"
+            case "\t": line += "\\t"
+            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}":
+                line += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            default: line.unicodeScalars.append(scalar)
+            }
+        }
+        return line.count > 600 ? String(line.prefix(600)) + "..." : line
+    }
+
+    private var message: String {
         switch self {
         case let .unreadable(file, reason):
             return "\(file): \(reason)"
