@@ -4,19 +4,25 @@
 // 8 rows x 32 columns of C in 16 zmm accumulators, one k at a time.
 #include "ckernels.h"
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 #include <string.h>
 
 #define NR 32  // columns per panel (two zmm registers)
 #define MR 8   // rows per block
 
 int gs_gemm_available(void) {
+#if defined(__x86_64__) || defined(__i386__)
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
         cached = __builtin_cpu_supports("avx512f") ? 1 : 0;
     }
     return cached;
+#else
+    return 0;  // no x86 intrinsics here: the engine uses OpenBLAS and its Swift paths
+#endif
 }
 
 size_t gs_packed_size(int k, int n) {
@@ -35,6 +41,8 @@ void gs_pack(const float *b, int k, int n, float *packed) {
         }
     }
 }
+
+#if defined(__x86_64__) || defined(__i386__)
 
 // C[rows, cols] (rows <= MR, cols <= NR) of one block, from A rows (stride lda) and one panel.
 __attribute__((target("avx512f")))
@@ -151,3 +159,16 @@ void gs_lstm_cell_sigmoid_tanh(const float *z, int u, float *c, float *h,
         _mm512_mask_storeu_ps(h + j, m, hv);
     }
 }
+
+#else  // not x86: never called, since gs_gemm_available() is 0
+
+void gs_gemm_packed(const float *a, int m, int k, const float *packed, int n, float *c, int accumulate) {
+    (void)a; (void)m; (void)k; (void)packed; (void)n; (void)c; (void)accumulate;
+}
+
+void gs_lstm_cell_sigmoid_tanh(const float *z, int u, float *c, float *h,
+                               float *gi, float *gf, float *gg, float *go) {
+    (void)z; (void)u; (void)c; (void)h; (void)gi; (void)gf; (void)gg; (void)go;
+}
+
+#endif

@@ -33,6 +33,8 @@ func fail(_ message: String) -> Never {
 
 let batchSize = Int(option("--batch") ?? "64")!
 let repeats = Int(option("--repeat") ?? "7")!
+let threads = option("--threads").map { Int($0)! }
+let observe = !CommandLine.arguments.contains("--no-observer")
 let model: Model
 var x: [Float]
 let n: Int, time: Int, features: Int
@@ -81,7 +83,7 @@ for _ in 0..<repeats {
     while b < n {
         let m = min(batchSize, n - b)
         let slice = Array(x[(b * time * features)..<((b + m) * time * features)])
-        _ = try model.forward(SequenceBatch(features: slice, batchSize: m, time: time, featureDim: features), observer: observer)
+        _ = try model.forward(SequenceBatch(features: slice, batchSize: m, time: time, featureDim: features), observer: observe ? observer : nil, threads: threads)
         b += m
     }
     times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)

@@ -94,7 +94,7 @@ struct GeneralLSTMForward {
         self.spec = spec
         kernel = PackedMatrix(spec.kernel)
         recurrent = PackedMatrix(spec.recurrentKernel)
-        projection = spec.projection.map(PackedMatrix.init)
+        projection = spec.projection.map { PackedMatrix($0) }
     }
 
     /// Runs on `x` [batch, time, inputDim]; `initial` = [r0 [batch, outSize], c0 [batch, units]] or nil.

@@ -5,10 +5,15 @@ import Dispatch
 struct LSTMWeights: Sendable {
     let kernel: PackedMatrix           // [inputDim, 4*units]
     let recurrentKernel: PackedMatrix  // [units, 4*units]
+    /// The same weights for the vector kernels, when they run here (sigmoid and tanh cells).
+    let interleaved: InterleavedLSTMWeights?
 
-    init(_ spec: LSTMSpec) {
-        kernel = PackedMatrix(spec.kernel)
-        recurrentKernel = PackedMatrix(spec.recurrentKernel)
+    /// `path` chooses the kernels (tests compare them on one machine); default: this CPU's best.
+    init(_ spec: LSTMSpec, path: KernelPath = .current) {
+        interleaved = InterleavedLSTMWeights(spec, path: path)
+        // The batch-split path below needs its own copies only when the kernels do not run.
+        kernel = PackedMatrix(spec.kernel, pack: interleaved == nil)
+        recurrentKernel = PackedMatrix(spec.recurrentKernel, pack: interleaved == nil)
     }
 
 }
@@ -67,7 +72,11 @@ struct LSTMForward {
     /// Runs the layer on `x` [batch, time, inputDim] with `mask` [batch, time] (nil: all steps),
     /// starting from `initial` states h, c ([batch, units] each; zeros when nil).
     func run(_ x: [Float], mask: [Bool]?, initial: [[Float]]? = nil, zeroBeforeFirst: Bool = false,
-             layerIndex: Int, observer: GateObserver?) throws -> Result {
+             layerIndex: Int, observer: GateObserver?, threadBudget: Int = 1) throws -> Result {
+        if let iw = weights.interleaved, batch > 0, time > 0 {
+            return try runInterleaved(iw, x: x, mask: mask, initial: initial, zeroBeforeFirst: zeroBeforeFirst, layerIndex: layerIndex,
+                                      observer: observer, threads: iw.threadCount(threadBudget, batch: batch, units: spec.units))
+        }
         let u = spec.units, u4 = 4 * spec.units, d = spec.inputDim, batch = batch, time = time
         precondition(x.count == batch * time * d)
         guard batch > 0, time > 0 else {

@@ -46,7 +46,8 @@ public enum MatrixThreads {
 /// The AVX-512 kernels of CKernels: used when the CPU has AVX-512 (checked at run time).
 enum Kernels {
     /// Set GATESCOPE_KERNELS=off to run on OpenBLAS and the portable Swift code alone (for comparison).
-    static let enabled: Bool = gs_gemm_available() != 0 && getenv("GATESCOPE_KERNELS").map { String(cString: $0) } != "off"
+    /// Only on the AVX-512 path (GATESCOPE_KERNELS=avx2 or off turns it off with the rest).
+    static let enabled: Bool = gs_gemm_available() != 0 && KernelPath.current == .avx512
 }
 
 /// A weight matrix `[k, n]` prepared for many products `A[m, k] @ W`: packed into panels for the
@@ -59,12 +60,13 @@ final class PackedMatrix: @unchecked Sendable {  // immutable after init
     private let packed: [Float]?     // 32-column panels (gs_pack), when the kernel runs here
 
 
-    init(_ w: Matrix) {
+    /// `pack: false` keeps only the plain values (for a caller that never multiplies m > 1 rows).
+    init(_ w: Matrix, pack: Bool = true) {
         let (k, n) = (w.rows, w.cols)
         self.k = k
         self.n = n
         values = w.values
-        if Kernels.enabled, k > 0, n > 0 {
+        if pack, Kernels.enabled, k > 0, n > 0 {
             var p = [Float](repeating: 0, count: gs_packed_size(Int32(k), Int32(n)))
             w.values.withUnsafeBufferPointer { src in
                 p.withUnsafeMutableBufferPointer { gs_pack(src.baseAddress!, Int32(k), Int32(n), $0.baseAddress!) }

@@ -188,7 +188,8 @@ public struct Model: Sendable {
         }
         for node in graph.nodes {
             let ins = node.inputs.map { slots[$0]! }
-            let context = OpContext(node: node.name, threads: engineThreads, observer: observer, recurrentBase: node.recurrentBase)
+            let context = OpContext(node: node.name, threads: engineThreads, threadBudget: threads, observer: observer,
+                                    recurrentBase: node.recurrentBase)
             let outs: [Output]
             do {
                 outs = try node.op.run(ins.map(\.value), masks: ins.map(\.mask), context: context)

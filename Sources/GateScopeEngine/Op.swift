@@ -47,6 +47,8 @@ public struct OpContext {
     public var node: String
     /// Engine threads for large batches (see `LSTMForward.threadCount`).
     public var threads: Int
+    /// Every thread the caller allows (kernels that split a layer by units choose from these).
+    public var threadBudget: Int = 1
     /// Receives recurrent steps; nil when nobody listens.
     public var observer: GateObserver?
     /// Index of this call's first recurrent half in `Model.recurrentLayers`.

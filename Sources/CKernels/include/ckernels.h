@@ -16,11 +16,51 @@ void gs_pack(const float *b, int k, int n, float *packed);
 /// C[m, n] = A[m, k] @ B (+ C when accumulate), with B packed by gs_pack. Row-major.
 void gs_gemm_packed(const float *a, int m, int k, const float *packed, int n, float *c, int accumulate);
 
-#endif
-
 /// One LSTM cell update for one sequence with Keras's default activations (recurrent sigmoid,
 /// tanh), AVX-512: z [4u] holds the pre-activations i, f, c, o; c [u] is updated in
 /// place; h [u] receives the new hidden state; gi/gf/gg/go [u] receive the gate values.
 /// Same Cephes exp as the Swift FastMath (relative error about 2e-7).
 void gs_lstm_cell_sigmoid_tanh(const float *z, int u, float *c, float *h,
                                float *gi, float *gf, float *gg, float *go);
+
+// ---- LSTM step kernels (lstm_kernels.c) ----------------------------------------------------------
+
+/// Which instruction set the LSTM kernels use on this CPU: 2 AVX-512, 1 AVX2 + FMA, 0 none
+/// (then the engine's portable path runs; on non-x86 CPUs always 0).
+int gs_lstm_path(void);
+
+/// Blocks of 16 units for `units` (the last one zero-padded).
+int gs_lstm_blocks(int units);
+
+/// Floats needed to pack a [k, 4*units] Keras kernel into the interleaved layout.
+size_t gs_lstm_packed_size(int k, int units);
+
+/// Packs w [k, 4*units] (gates i, f, c, o side by side, row-major) into 32-column panels in which
+/// each 16-unit block holds its four gates together: panel 2b = i, f of block b; 2b+1 = g, o.
+void gs_lstm_pack(const float *w, int k, int units, float *packed);
+
+/// The bias [4*units] (NULL: zeros) in the same interleaved column order: [blocks * 64].
+void gs_lstm_pack_bias(const float *bias, int units, float *packed);
+
+/// c[:, 32*p0 ..< 32*p1] = a[m, k] @ panels p0..<p1, plus c's old values when `accumulate`,
+/// else plus `bias` (interleaved, NULL: none). Row strides lda, ldc in floats. `path` 1 or 2.
+void gs_lstm_gemm(int path, const float *a, size_t lda, int m, int k, const float *packed,
+                  int p0, int p1, float *c, size_t ldc, const float *bias, int accumulate);
+
+/// One sequence's cell update for unit blocks b0..<b1 from interleaved pre-activations z
+/// (recurrent sigmoid, tanh): c_next = f*c_prev + i*g, h_next = o*tanh(c_next), gates stored.
+/// State and gate rows are [units] (not padded).
+void gs_lstm_cell(int path, const float *z, int b0, int b1, int units, const float *c_prev, float *c_next,
+                  float *h_next, float *gi, float *gf, float *gg, float *go);
+
+/// A barrier for the threads that share one layer's steps.
+typedef struct gs_barrier gs_barrier;
+gs_barrier *gs_barrier_create(int parties);
+void gs_barrier_destroy(gs_barrier *b);
+/// Waits until all parties have arrived; also orders their memory writes before the others' reads.
+void gs_barrier_wait(gs_barrier *b);
+/// Raises the barrier's stop flag (read by every party after its next wait).
+void gs_barrier_abort(gs_barrier *b);
+int gs_barrier_aborted(gs_barrier *b);
+
+#endif

@@ -123,7 +123,8 @@ final class PreparedCell: @unchecked Sendable {  // immutable after init
         case let .lstm(s):
             let r = try LSTMForward(spec: s, weights: lstm!, batch: batch, time: time,
                                     threads: LSTMForward.threadCount(context.threads, batch: batch))
-                .run(x, mask: mask, initial: initial, zeroBeforeFirst: zeroBeforeFirst, layerIndex: layerIndex, observer: context.observer)
+                .run(x, mask: mask, initial: initial, zeroBeforeFirst: zeroBeforeFirst, layerIndex: layerIndex, observer: context.observer,
+                     threadBudget: context.threadBudget)
             return RecurrentResult(sequence: r.sequence, last: r.last, states: [r.finalH, r.finalC])
         case let .gru(s):
             return try SmallRecurrentForward.gru(s, batch: batch, time: time)

@@ -1,0 +1,377 @@
+// The LSTM step kernels: an interleaved weight layout that lets threads split a layer by units,
+// a register-blocked product into it (AVX-512 and AVX2 + FMA), the cell update on it, and a
+// spinning barrier for the threads that share a layer.
+//
+// Layout. Keras's kernels are [k, 4u] with the gates side by side (i | f | c | o). Here the
+// columns are regrouped into blocks of 16 units: block b holds i, f, g, o of units 16b..16b+15,
+// 64 columns, which are two 32-column panels (i f, then g o). A thread that owns a range of
+// unit blocks owns a contiguous range of panels and of z's columns, and finds every gate of its
+// units there: no thread reads another's pre-activations. Units past u in the last block are
+// zero columns.
+//
+// Exactness. Every output is one accumulator summed over k in order, then `+ C` (the input
+// projection, already holding its bias) or `+ bias`: the same float operations in the same
+// order as the earlier kernel and the Swift reference path. The two instruction sets compute
+// identical values (same operations per lane); only which one ran is recorded.
+#include "ckernels.h"
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define GS_X86 1
+#endif
+
+#define NR 32       // columns per panel
+#define UB 16       // units per block (64 columns, two panels)
+
+int gs_lstm_path(void) {
+#ifdef GS_X86
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") ? 2
+            : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+int gs_lstm_blocks(int units) { return (units + UB - 1) / UB; }
+
+size_t gs_lstm_packed_size(int k, int units) {
+    return (size_t)gs_lstm_blocks(units) * 2 * (size_t)k * NR;
+}
+
+void gs_lstm_pack(const float *w, int k, int units, float *packed) {
+    int blocks = gs_lstm_blocks(units);
+    size_t width = (size_t)4 * units;
+    for (int b = 0; b < blocks; b++) {
+        for (int half = 0; half < 2; half++) {
+            float *panel = packed + ((size_t)b * 2 + half) * (size_t)k * NR;
+            for (int r = 0; r < k; r++) {
+                float *dst = panel + (size_t)r * NR;
+                for (int col = 0; col < NR; col++) {
+                    int gate = 2 * half + col / UB, unit = b * UB + col % UB;
+                    dst[col] = unit < units ? w[(size_t)r * width + (size_t)gate * units + unit] : 0.0f;
+                }
+            }
+        }
+    }
+}
+
+void gs_lstm_pack_bias(const float *bias, int units, float *packed) {
+    int blocks = gs_lstm_blocks(units);
+    for (int b = 0; b < blocks; b++)
+        for (int col = 0; col < 4 * UB; col++) {
+            int gate = col / UB, unit = b * UB + col % UB;
+            packed[(size_t)b * 4 * UB + col] = unit < units && bias ? bias[(size_t)gate * units + unit] : 0.0f;
+        }
+}
+
+#ifdef GS_X86
+
+// ---- the product: tiles of R rows x H half-panels (16 columns each), one accumulator per
+// output and k summed in order. Inlined with constant R and H, so every accumulator stays in a
+// register. Eight rows by one panel is the main tile; fewer rows take more panels at once, so
+// that a batch of one still has eight independent FMA chains instead of waiting on two.
+
+// Column offset of half-panel h of the tile that starts at panel `panel`: halves 2q, 2q+1 are
+// the two 16-column halves of panel q.
+#define HALF(panel, pstride, h) ((panel) + (size_t)((h) / 2) * (pstride) + ((h) % 2) * 16)
+
+__attribute__((always_inline, target("avx512f")))
+static inline void tile512(const float *a, size_t lda, const int R, const int H, int k, const float *panel,
+                           size_t pstride, float *c, size_t ldc, const float *bias, int accumulate) {
+    __m512 acc[8][8];
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < H; h++) acc[r][h] = _mm512_setzero_ps();
+    for (int kk = 0; kk < k; kk++) {
+        __m512 b[8];
+        for (int h = 0; h < H; h++) b[h] = _mm512_loadu_ps(HALF(panel, pstride, h) + (size_t)kk * NR);
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_set1_ps(a[(size_t)r * lda + kk]);
+            for (int h = 0; h < H; h++) acc[r][h] = _mm512_fmadd_ps(av, b[h], acc[r][h]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        for (int h = 0; h < H; h++) {
+            float *cr = c + (size_t)r * ldc + (size_t)(h / 2) * NR + (h % 2) * 16;
+            if (accumulate) acc[r][h] = _mm512_add_ps(acc[r][h], _mm512_loadu_ps(cr));
+            else if (bias) acc[r][h] = _mm512_add_ps(acc[r][h], _mm512_loadu_ps(bias + (size_t)(h / 2) * NR + (h % 2) * 16));
+            _mm512_storeu_ps(cr, acc[r][h]);
+        }
+    }
+}
+
+// AVX2 has 16 registers: R x H x 2 accumulators (8 lanes each) plus the loaded panel values.
+__attribute__((always_inline, target("avx2,fma")))
+static inline void tile256(const float *a, size_t lda, const int R, const int H, int k, const float *panel,
+                           size_t pstride, float *c, size_t ldc, const float *bias, int accumulate) {
+    __m256 acc[6][8];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < 2 * H; q++) acc[r][q] = _mm256_setzero_ps();
+    for (int kk = 0; kk < k; kk++) {
+        __m256 b[8];
+        for (int q = 0; q < 2 * H; q++) b[q] = _mm256_loadu_ps(HALF(panel, pstride, q / 2) + (size_t)kk * NR + (q % 2) * 8);
+        for (int r = 0; r < R; r++) {
+            __m256 av = _mm256_broadcast_ss(a + (size_t)r * lda + kk);
+            for (int q = 0; q < 2 * H; q++) acc[r][q] = _mm256_fmadd_ps(av, b[q], acc[r][q]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        for (int q = 0; q < 2 * H; q++) {
+            int h = q / 2;
+            size_t col = (size_t)(h / 2) * NR + (h % 2) * 16 + (q % 2) * 8;
+            float *cr = c + (size_t)r * ldc + col;
+            if (accumulate) acc[r][q] = _mm256_add_ps(acc[r][q], _mm256_loadu_ps(cr));
+            else if (bias) acc[r][q] = _mm256_add_ps(acc[r][q], _mm256_loadu_ps(bias + col));
+            _mm256_storeu_ps(cr, acc[r][q]);
+        }
+    }
+}
+
+// One tile of `rows` rows starting at half-panel 0 of `panel`, `halves` wide; returns the halves done.
+__attribute__((target("avx512f")))
+static int tile512_any(const float *a, size_t lda, int rows, int halves, int k, const float *panel, size_t pstride,
+                       float *c, size_t ldc, const float *bias, int accumulate) {
+#define T512(R, H) do { tile512(a, lda, R, H, k, panel, pstride, c, ldc, bias, accumulate); return H; } while (0)
+    switch (rows) {
+    case 1: if (halves >= 8) T512(1, 8); if (halves >= 4) T512(1, 4); T512(1, 2);
+    case 2: if (halves >= 4) T512(2, 4); T512(2, 2);
+    case 3: T512(3, 2);
+    case 4: T512(4, 2);
+    case 5: T512(5, 2);
+    case 6: T512(6, 2);
+    case 7: T512(7, 2);
+    default: T512(8, 2);
+    }
+#undef T512
+}
+
+__attribute__((target("avx2,fma")))
+static int tile256_any(const float *a, size_t lda, int rows, int halves, int k, const float *panel, size_t pstride,
+                       float *c, size_t ldc, const float *bias, int accumulate) {
+#define T256(R, H) do { tile256(a, lda, R, H, k, panel, pstride, c, ldc, bias, accumulate); return H; } while (0)
+    switch (rows) {
+    case 1: if (halves >= 4) T256(1, 4); T256(1, 2);
+    case 2: if (halves >= 2) T256(2, 2); T256(2, 1);
+    case 3: T256(3, 1);
+    case 4: T256(4, 1);
+    case 5: T256(5, 1);
+    default: T256(6, 1);
+    }
+#undef T256
+}
+
+#endif  // GS_X86
+
+void gs_lstm_gemm(int path, const float *a, size_t lda, int m, int k, const float *packed,
+                  int p0, int p1, float *c, size_t ldc, const float *bias, int accumulate) {
+#ifdef GS_X86
+    // Strips of MC rows: each panel (32 x k floats) is read once per strip and reused by every
+    // row block of it while it sits in L1/L2. A short last row block sweeps the panels on its own.
+    enum { MC = 96 };
+    int mr = path == 2 ? 8 : 6;
+    size_t pstride = (size_t)k * NR;
+    for (int i0 = 0; i0 < m; i0 += MC) {
+        int i1 = m - i0 < MC ? m : i0 + MC;
+        int full = i0 + (i1 - i0) / mr * mr;
+        for (int p = p0; p < p1; p++) {
+            const float *panel = packed + (size_t)p * pstride;
+            const float *bp = bias ? bias + (size_t)p * NR : NULL;
+            for (int i = i0; i < full; i += mr) {
+                const float *ai = a + (size_t)i * lda;
+                float *ci = c + (size_t)i * ldc + (size_t)p * NR;
+                if (path == 2) tile512_any(ai, lda, 8, 2, k, panel, pstride, ci, ldc, bp, accumulate);
+                else for (int h = 0; h < 2; h += tile256_any(ai, lda, 6, 1, k, panel + h * 16, pstride, ci + h * 16, ldc, bp ? bp + h * 16 : NULL, accumulate)) {}
+            }
+        }
+        if (full < i1) {
+            int rows = i1 - full, h = 2 * p0, h1 = 2 * p1;
+            const float *ai = a + (size_t)full * lda;
+            while (h < h1) {
+                // Half-panel h: panel h/2, column offset (h%2)*16; tiles never start mid-panel
+                // except on AVX2, whose tiles are single halves.
+                const float *panel = packed + (size_t)(h / 2) * pstride + (h % 2) * 16;
+                float *ci = c + (size_t)full * ldc + (size_t)(h / 2) * NR + (h % 2) * 16;
+                const float *bp = bias ? bias + (size_t)(h / 2) * NR + (h % 2) * 16 : NULL;
+                h += path == 2 ? tile512_any(ai, lda, rows, h1 - h, k, panel, pstride, ci, ldc, bp, accumulate)
+                               : tile256_any(ai, lda, rows, h1 - h, k, panel, pstride, ci, ldc, bp, accumulate);
+            }
+        }
+    }
+#else
+    (void)path; (void)a; (void)lda; (void)m; (void)k; (void)packed; (void)p0; (void)p1;
+    (void)c; (void)ldc; (void)bias; (void)accumulate;
+#endif
+}
+
+#ifdef GS_X86
+
+// ---- the cell: exp by Cephes's degree-6 polynomial, as CKernels' kernels.c and FastMath -------
+
+#define EXP_BODY(V, SET1, MIN, MAX, MUL, ADD, SUB, ROUND, CVT, ADDI, SLLI, SET1I, CASTPS)          \
+    x = MIN(MAX(x, SET1(-87.3f)), SET1(88.3f));                                                 \
+    V n = ROUND(MUL(x, SET1(1.44269504088896341f)));                                             \
+    V r = SUB(x, MUL(n, SET1(0.693359375f)));                                                    \
+    r = ADD(r, MUL(n, SET1(2.12194440e-4f)));                                                    \
+    V p = SET1(1.9875691500e-4f);                                                                \
+    p = ADD(MUL(p, r), SET1(1.3981999507e-3f));                                                  \
+    p = ADD(MUL(p, r), SET1(8.3334519073e-3f));                                                  \
+    p = ADD(MUL(p, r), SET1(4.1665795894e-2f));                                                  \
+    p = ADD(MUL(p, r), SET1(1.6666665459e-1f));                                                  \
+    p = ADD(MUL(p, r), SET1(5.0000001201e-1f));                                                  \
+    V e = ADD(ADD(MUL(p, MUL(r, r)), r), SET1(1.0f));                                            \
+    return MUL(e, CASTPS(SLLI(ADDI(CVT(n), SET1I(127)), 23)));
+
+#define ROUND512(v) _mm512_roundscale_ps((v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define ROUND256(v) _mm256_round_ps((v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
+__attribute__((target("avx512f"))) static inline __m512 exp512(__m512 x) {
+    EXP_BODY(__m512, _mm512_set1_ps, _mm512_min_ps, _mm512_max_ps, _mm512_mul_ps, _mm512_add_ps, _mm512_sub_ps,
+             ROUND512, _mm512_cvtps_epi32, _mm512_add_epi32, _mm512_slli_epi32, _mm512_set1_epi32, _mm512_castsi512_ps)
+}
+__attribute__((target("avx2,fma"))) static inline __m256 exp256(__m256 x) {
+    EXP_BODY(__m256, _mm256_set1_ps, _mm256_min_ps, _mm256_max_ps, _mm256_mul_ps, _mm256_add_ps, _mm256_sub_ps,
+             ROUND256, _mm256_cvtps_epi32, _mm256_add_epi32, _mm256_slli_epi32, _mm256_set1_epi32, _mm256_castsi256_ps)
+}
+
+__attribute__((target("avx512f"))) static inline __m512 sigmoid512(__m512 x) {
+    __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+__attribute__((target("avx2,fma"))) static inline __m256 sigmoid256(__m256 x) {
+    __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+// tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|)
+__attribute__((target("avx512f"))) static inline __m512 tanh512(__m512 x) {
+    __m512i signbit = _mm512_set1_epi32((int)0x80000000u);
+    __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), signbit);
+    __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(signbit, _mm512_castps_si512(x)));
+    __m512 e = exp512(_mm512_mul_ps(a, _mm512_set1_ps(-2.0f)));
+    __m512 one = _mm512_set1_ps(1.0f);
+    __m512 t = _mm512_div_ps(_mm512_sub_ps(one, e), _mm512_add_ps(one, e));
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t), sign));
+}
+__attribute__((target("avx2,fma"))) static inline __m256 tanh256(__m256 x) {
+    __m256 signbit = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
+    __m256 sign = _mm256_and_ps(x, signbit);
+    __m256 a = _mm256_andnot_ps(signbit, x);
+    __m256 e = exp256(_mm256_mul_ps(a, _mm256_set1_ps(-2.0f)));
+    __m256 one = _mm256_set1_ps(1.0f);
+    __m256 t = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
+    return _mm256_or_ps(t, sign);
+}
+
+__attribute__((target("avx512f")))
+static void cell512(const float *z, int b0, int b1, int units, const float *cp, float *cn, float *hn,
+                    float *gi, float *gf, float *gg, float *go) {
+    for (int b = b0; b < b1; b++) {
+        int j = b * UB, left = units - j;
+        __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        const float *zb = z + (size_t)b * 4 * UB;
+        __m512 i = sigmoid512(_mm512_loadu_ps(zb));
+        __m512 f = sigmoid512(_mm512_loadu_ps(zb + 16));
+        __m512 g = tanh512(_mm512_loadu_ps(zb + 32));
+        __m512 o = sigmoid512(_mm512_loadu_ps(zb + 48));
+        // c = f*c + i*g and h = o*tanh(c) with separate multiplies and adds, as Keras computes them.
+        __m512 cv = _mm512_add_ps(_mm512_mul_ps(f, _mm512_maskz_loadu_ps(m, cp + j)), _mm512_mul_ps(i, g));
+        __m512 hv = _mm512_mul_ps(o, tanh512(cv));
+        _mm512_mask_storeu_ps(gi + j, m, i);
+        _mm512_mask_storeu_ps(gf + j, m, f);
+        _mm512_mask_storeu_ps(gg + j, m, g);
+        _mm512_mask_storeu_ps(go + j, m, o);
+        _mm512_mask_storeu_ps(cn + j, m, cv);
+        _mm512_mask_storeu_ps(hn + j, m, hv);
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void cell256(const float *z, int b0, int b1, int units, const float *cp, float *cn, float *hn,
+                    float *gi, float *gf, float *gg, float *go) {
+    for (int b = b0; b < b1; b++) {
+        const float *zb = z + (size_t)b * 4 * UB;
+        for (int h8 = 0; h8 < 2; h8++) {
+            int j = b * UB + h8 * 8, left = units - j;
+            if (left <= 0) break;
+            __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            __m256 i = sigmoid256(_mm256_loadu_ps(zb + h8 * 8));
+            __m256 f = sigmoid256(_mm256_loadu_ps(zb + 16 + h8 * 8));
+            __m256 g = tanh256(_mm256_loadu_ps(zb + 32 + h8 * 8));
+            __m256 o = sigmoid256(_mm256_loadu_ps(zb + 48 + h8 * 8));
+            __m256 cv = _mm256_add_ps(_mm256_mul_ps(f, _mm256_maskload_ps(cp + j, m)), _mm256_mul_ps(i, g));
+            __m256 hv = _mm256_mul_ps(o, tanh256(cv));
+            _mm256_maskstore_ps(gi + j, m, i);
+            _mm256_maskstore_ps(gf + j, m, f);
+            _mm256_maskstore_ps(gg + j, m, g);
+            _mm256_maskstore_ps(go + j, m, o);
+            _mm256_maskstore_ps(cn + j, m, cv);
+            _mm256_maskstore_ps(hn + j, m, hv);
+        }
+    }
+}
+
+#endif  // GS_X86
+
+void gs_lstm_cell(int path, const float *z, int b0, int b1, int units, const float *c_prev, float *c_next,
+                  float *h_next, float *gi, float *gf, float *gg, float *go) {
+#ifdef GS_X86
+    if (path == 2) cell512(z, b0, b1, units, c_prev, c_next, h_next, gi, gf, gg, go);
+    else cell256(z, b0, b1, units, c_prev, c_next, h_next, gi, gf, gg, go);
+#else
+    (void)path; (void)z; (void)b0; (void)b1; (void)units; (void)c_prev; (void)c_next; (void)h_next;
+    (void)gi; (void)gf; (void)gg; (void)go;
+#endif
+}
+
+// ---- the barrier --------------------------------------------------------------------------------
+
+struct gs_barrier {
+    _Atomic int arrived;
+    _Atomic int generation;
+    _Atomic int aborted;
+    int parties;
+};
+
+gs_barrier *gs_barrier_create(int parties) {
+    gs_barrier *b = (gs_barrier *)malloc(sizeof(gs_barrier));
+    if (!b) return NULL;
+    atomic_init(&b->arrived, 0);
+    atomic_init(&b->generation, 0);
+    atomic_init(&b->aborted, 0);
+    b->parties = parties;
+    return b;
+}
+
+void gs_barrier_destroy(gs_barrier *b) { free(b); }
+
+void gs_barrier_abort(gs_barrier *b) { atomic_store_explicit(&b->aborted, 1, memory_order_release); }
+
+int gs_barrier_aborted(gs_barrier *b) { return atomic_load_explicit(&b->aborted, memory_order_acquire); }
+
+// Threads meet once per step, a few microseconds apart: spin first (a futex round trip costs
+// more than a step of a small layer), then yield, so a waiting thread never holds a core that
+// another runnable thread needs for long.
+void gs_barrier_wait(gs_barrier *b) {
+    int generation = atomic_load_explicit(&b->generation, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&b->arrived, 1, memory_order_acq_rel) == b->parties - 1) {
+        atomic_store_explicit(&b->arrived, 0, memory_order_relaxed);
+        atomic_store_explicit(&b->generation, generation + 1, memory_order_release);
+        return;
+    }
+    for (long spins = 0; atomic_load_explicit(&b->generation, memory_order_acquire) == generation; spins++) {
+#ifdef GS_X86
+        if (spins < 20000) _mm_pause(); else sched_yield();
+#else
+        if (spins >= 20000) sched_yield();
+#endif
+    }
+}
