@@ -1,67 +1,102 @@
 #!/usr/bin/env bash
-# Engine throughput, side by side with Keras on the same model and input (prints figures).
+# Engine throughput against Keras, over a sweep of LSTM sizes, in one run (prints figures).
 #
-# Model: 2 x LSTM(256, return_sequences) on 64 features; input 64 sequences x 100 steps.
-# GateScope times Model.forward with an observer that reads every gate value; Keras times
-# model.predict (and its faster direct paths, labelled) on jax and, if installed, tensorflow.
-# Needs: pip install keras jax h5py (and tensorflow-cpu for the tensorflow backend).
-#   scripts/bench_engine.sh [REPEATS]
-#   OLD_REV=3062ccc scripts/bench_engine.sh [REPEATS]
-#       # also the GateScopeBench of that commit (git worktree in /tmp/gatescope-old-<rev>, built
-#       # in release with its own scratch path there): new and old alternate, ROUNDS (default 5)
-#       # rounds per batch size (one run of each, back to back, who goes first alternating), each
-#       # line labelled; then the median over rounds of new/old throughput within a round (robust
-#       # to load drifting between rounds) and the ratio of the two medians.
-# GateScope is built in release into $SCRATCH (default .build-bench), not .build.
+#   scripts/bench_engine.sh [MIN_SECONDS]      (default 0.5 s timed per measurement)
+#   CONFIGS="256:2:64 256:2:1" scripts/bench_engine.sh    (UNITS:LAYERS:BATCH; default: the sweep)
+#
+# Sweep: LSTM(32), LSTM(128), LSTM(256), LSTM(1024), one and two layers (return_sequences), at
+# batch 1, 8, 64 and 256; input 64 features x TIME (default 50) steps. Per configuration:
+#   * GateScope: Model.forward on one batch, with an observer that reads every gate value
+#     (GateScopeBench --synthetic; every core), median of calls;
+#   * Keras 3 on jax and on tensorflow: the fastest honest paths on one batch
+#     (scripts/bench_keras_sweep.py: predict_on_batch, jax.jit(stateless_call), tf.function with
+#     and without jit_compile), median of calls; the fastest of all is the one compared.
+# This machine's FMA peak is measured in the same run (scripts/fma_peak.c, every core, before and
+# after the sweep), and each engine's GFLOP/s is given as a share of it. FLOPs per step and
+# sequence: sum over layers of 2 * (inputs + units) * 4 * units.
+# Needs: pip install keras jax tensorflow-cpu; a C compiler.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-repeats=${1:-7}
+min_seconds=${1:-0.5}
+TIME=${TIME:-50}
 SCRATCH=${SCRATCH:-.build-bench}
-OLD_REV=${OLD_REV:-}
-ROUNDS=${ROUNDS:-5}
-export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-3}
+export TF_CPP_MIN_LOG_LEVEL=3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 scripts/setup.sh
 swift build -c release --product GateScopeBench --scratch-path "$SCRATCH" 2>&1 | tail -1
-NEW_BIN="$ROOT/$SCRATCH/release/GateScopeBench"
-if [ -n "$OLD_REV" ]; then
-    OLD_SHA=$(git rev-parse --short "$OLD_REV^{commit}")
-    OLD_TREE=/tmp/gatescope-old-$OLD_SHA
-    [ -d "$OLD_TREE" ] || git worktree add --detach "$OLD_TREE" "$OLD_SHA" >/dev/null
-    echo "old $OLD_SHA (worktree $OLD_TREE):"
-    (cd "$OLD_TREE" && swift build -c release --product GateScopeBench --scratch-path .build-bench 2>&1 | tail -1)
-    OLD_BIN="$OLD_TREE/.build-bench/release/GateScopeBench"
+BIN=$SCRATCH/release/GateScopeBench
+cc -O3 -pthread scripts/fma_peak.c -o "$work/fma_peak"
+
+if [ -z "${CONFIGS:-}" ]; then
+    CONFIGS=""
+    for u in 32 128 256 1024; do for l in 1 2; do for b in 1 8 64 256; do CONFIGS="$CONFIGS $u:$l:$b"; done; done; done
 fi
-KERAS_BACKEND=jax python3 scripts/bench_keras.py --backend jax --repeats 1 --warmup 0 \
-    --save "$work/bench.keras" --save-input "$work/x.npy" >/dev/null
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
-if [ -z "$OLD_REV" ]; then
-    for b in 64 1; do
-        "$NEW_BIN" "$work/bench.keras" "$work/x.npy" --batch "$b" --repeat "$repeats"
-    done
-else
-    rate() { sed -n 's/.* \([0-9.]*\) steps\*seqs\/s.*/\1/p'; }  # throughput of a GateScopeBench line
-    median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-    for b in 64 1; do
-        : > "$work/new.txt"; : > "$work/old.txt"; : > "$work/ratio.txt"
-        for k in $(seq "$ROUNDS"); do
-            order="new old"; [ $((k % 2)) -eq 0 ] && order="old new"  # alternate who goes first
-            for which in $order; do
-                bin=$NEW_BIN; [ "$which" = old ] && bin=$OLD_BIN
-                line=$("$bin" "$work/bench.keras" "$work/x.npy" --batch "$b" --repeat "$repeats")
-                echo "$which $line"
-                echo "$line" | rate >> "$work/$which.txt"
-            done
-            paste "$work/new.txt" "$work/old.txt" | tail -1 | awk '{print $1 / $2}' >> "$work/ratio.txt"
-        done
-        awk -v q="$(median < "$work/ratio.txt")" -v n="$(median < "$work/new.txt")" -v o="$(median < "$work/old.txt")" \
-            -v b="$b" -v r="$ROUNDS" -v s="$OLD_SHA" \
-            'BEGIN {printf "batch=%d new / old (%s): %.3fx median of %d paired rounds; medians %.0f vs %.0f steps*seqs/s = %.3fx (no slower: >= 1.00x)\n", b, s, q, r, n, o, n / o}'
-    done
-    echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-fi
-backends=jax
-python3 -c "import tensorflow" 2>/dev/null && backends=all
-python3 scripts/bench_keras.py --backend "$backends" --repeats "$repeats" 2>/dev/null | grep -E "^keras-|fastest"
+cores=$(nproc)
+cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+isa=$(grep -q avx512f /proc/cpuinfo && echo "AVX-512" || (grep -q avx2 /proc/cpuinfo && echo "AVX2" || echo "no AVX"))
+echo "machine: $cpu, $cores cores, $isa, $(free -g | awk '/Mem:/ {print $2}') GiB; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+"$work/fma_peak" "$cores" 2 | tee "$work/peak1.txt"
+
+: > "$work/gatescope.txt"
+for c in $CONFIGS; do
+    IFS=: read -r u l b <<< "$c"
+    sizes=$(printf "$u,%.0s" $(seq "$l")); sizes=${sizes%,}
+    line=$("$BIN" --synthetic "$sizes" --features 64 --time "$TIME" --batch "$b" --repeat 3 --min-seconds "$min_seconds")
+    echo "$line"
+    echo "$u $l $b $(echo "$line" | sed -n 's/.* \([0-9.]*\) steps\*seqs\/s.*/\1/p')" >> "$work/gatescope.txt"
+done
+keras_configs=$(echo $CONFIGS | tr ' ' ',')
+: > "$work/keras.jsonl"
+for backend in jax tensorflow; do
+    if KERAS_BACKEND=$backend python3 -c "import keras" 2>/dev/null; then
+        KERAS_BACKEND=$backend python3 scripts/bench_keras_sweep.py --configs "$keras_configs" --time "$TIME" \
+            --min-seconds "$min_seconds" 2>/dev/null | tee -a "$work/keras.jsonl"
+    else
+        echo "keras-$backend: not installed, skipped"
+    fi
+done
+"$work/fma_peak" "$cores" 2 | tee "$work/peak2.txt"
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+python3 - "$work" "$TIME" <<'PY'
+import json, re, sys
+work, steps = sys.argv[1], int(sys.argv[2])
+peaks = [float(re.search(r": ([0-9.]+) GFLOP/s", open(f"{work}/peak{k}.txt").read()).group(1)) for k in (1, 2)]
+peak = max(peaks)
+keras = {}
+for line in open(f"{work}/keras.jsonl"):
+    r = json.loads(line)
+    if "steps_seqs_per_s" not in r:
+        continue
+    key = (r["units"], r["layers"], r["batch"])
+    if key not in keras or r["steps_seqs_per_s"] > keras[key]["steps_seqs_per_s"]:
+        keras[key] = r
+def flops(u, l, f=64):
+    total, d = 0, f
+    for _ in range(l):
+        total += 2 * (d + u) * 4 * u
+        d = u
+    return total
+print(f"\nFMA peak, every core: {peaks[0]:.0f} GFLOP/s before the sweep, {peaks[1]:.0f} after; shares below are of {peak:.0f}.")
+print(f"Throughput in steps x sequences per second ({steps} steps, 64 features); GateScope reads every gate.\n")
+print("| LSTM | batch | GateScope | GFLOP/s | % peak | fastest Keras path | Keras | GFLOP/s | % peak | GateScope / Keras |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+ratios = []
+for line in open(f"{work}/gatescope.txt"):
+    u, l, b, rate = line.split()
+    u, l, b, rate = int(u), int(l), int(b), float(rate)
+    fl = flops(u, l)
+    g = rate * fl / 1e9
+    k = keras.get((u, l, b))
+    if k:
+        kr = k["steps_seqs_per_s"]; kg = kr * fl / 1e9
+        ratios.append(rate / kr)
+        ktext = f"{k['backend']} {k['path']} | {kr:,.0f} | {kg:.1f} | {100 * kg / peak:.0f}% | {rate / kr:.2f}x"
+    else:
+        ktext = "- | - | - | - | -"
+    name = f"{l} x {u}" if l > 1 else f"{u}"
+    print(f"| {name} | {b} | {rate:,.0f} | {g:.1f} | {100 * g / peak:.0f}% | {ktext} |")
+if ratios:
+    print(f"\nGateScope / fastest Keras: lowest {min(ratios):.2f}x, median {sorted(ratios)[len(ratios) // 2]:.2f}x, highest {max(ratios):.2f}x")
+PY

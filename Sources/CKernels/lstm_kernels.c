@@ -15,10 +15,17 @@
 // identical values (same operations per lane); only which one ran is recorded.
 #include "ckernels.h"
 
+#include <limits.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -338,7 +345,11 @@ struct gs_barrier {
     _Atomic int arrived;
     _Atomic int generation;
     _Atomic int aborted;
+    _Atomic int stop;       // `aborted` as the last party found it when the current step's wait ended
+    _Atomic int sleepers;
     int parties;
+    // Per party: its items of the current step, (first << 32) | end, each on its own cache line.
+    struct { _Atomic long long range; char pad[56]; } *ranges;
 };
 
 gs_barrier *gs_barrier_create(int parties) {
@@ -347,31 +358,91 @@ gs_barrier *gs_barrier_create(int parties) {
     atomic_init(&b->arrived, 0);
     atomic_init(&b->generation, 0);
     atomic_init(&b->aborted, 0);
+    atomic_init(&b->sleepers, 0);
+    atomic_init(&b->stop, 0);
     b->parties = parties;
+    b->ranges = aligned_alloc(64, 64 * (size_t)parties);
+    if (!b->ranges) { free(b); return NULL; }
+    for (int k = 0; k < parties; k++) atomic_init(&b->ranges[k].range, 0);
     return b;
 }
 
-void gs_barrier_destroy(gs_barrier *b) { free(b); }
+void gs_barrier_destroy(gs_barrier *b) {
+    if (!b) return;
+    free(b->ranges);
+    free(b);
+}
 
 void gs_barrier_abort(gs_barrier *b) { atomic_store_explicit(&b->aborted, 1, memory_order_release); }
 
-int gs_barrier_aborted(gs_barrier *b) { return atomic_load_explicit(&b->aborted, memory_order_acquire); }
 
-// Threads meet once per step, a few microseconds apart: spin first (a futex round trip costs
-// more than a step of a small layer), then yield, so a waiting thread never holds a core that
-// another runnable thread needs for long.
-void gs_barrier_wait(gs_barrier *b) {
+// Threads meet once per step, microseconds apart: spin first (a sleep and wake-up costs more
+// than a step of a small layer), then sleep on a futex, so a waiting thread never keeps a core
+// from a thread that needs it, such as a team member the system started on the same core.
+static void sleep_while(_Atomic int *word, int value) {
+#ifdef __linux__
+    syscall(SYS_futex, (int *)word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
+#else
+    (void)word; (void)value;
+    sched_yield();
+#endif
+}
+
+static void wake_all(_Atomic int *word) {
+#ifdef __linux__
+    syscall(SYS_futex, (int *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+#else
+    (void)word;
+#endif
+}
+
+int gs_barrier_wait(gs_barrier *b) {
     int generation = atomic_load_explicit(&b->generation, memory_order_acquire);
     if (atomic_fetch_add_explicit(&b->arrived, 1, memory_order_acq_rel) == b->parties - 1) {
+        // Every party reads this one value: a flag raised after this wait is seen at the next,
+        // by all parties alike (one that saw it a wait early would leave the others waiting).
+        atomic_store_explicit(&b->stop, atomic_load(&b->aborted), memory_order_relaxed);
         atomic_store_explicit(&b->arrived, 0, memory_order_relaxed);
-        atomic_store_explicit(&b->generation, generation + 1, memory_order_release);
-        return;
+        atomic_store(&b->generation, generation + 1);  // seq_cst: ordered before the sleepers check
+        if (atomic_load(&b->sleepers) > 0) wake_all(&b->generation);
+        return atomic_load_explicit(&b->stop, memory_order_relaxed);
     }
-    for (long spins = 0; atomic_load_explicit(&b->generation, memory_order_acquire) == generation; spins++) {
+    for (int spins = 0; spins < 4000; spins++) {
+        if (atomic_load_explicit(&b->generation, memory_order_acquire) != generation)
+            return atomic_load_explicit(&b->stop, memory_order_relaxed);
+        // Now and then let a thread that shares this core run: it may be the one we wait for.
+        if (spins % 256 == 255) { sched_yield(); continue; }
 #ifdef GS_X86
-        if (spins < 20000) _mm_pause(); else sched_yield();
-#else
-        if (spins >= 20000) sched_yield();
+        _mm_pause();
 #endif
     }
+    atomic_fetch_add(&b->sleepers, 1);                // seq_cst: before the generation check
+    while (atomic_load(&b->generation) == generation) sleep_while(&b->generation, generation);
+    atomic_fetch_sub(&b->sleepers, 1);
+    return atomic_load_explicit(&b->stop, memory_order_relaxed);
+}
+
+void gs_team_reset(gs_barrier *b, int self, int first, int end) {
+    atomic_store_explicit(&b->ranges[self].range, ((long long)first << 32) | (unsigned)end, memory_order_release);
+}
+
+// The owner takes from the front of its range, others from the back: each item once.
+int gs_team_next(gs_barrier *b, int self, int grain, int *start) {
+    for (int k = 0; k < b->parties; k++) {
+        int party = (self + k) % b->parties;
+        _Atomic long long *word = &b->ranges[party].range;
+        long long r = atomic_load_explicit(word, memory_order_acquire);
+        for (;;) {
+            int first = (int)(r >> 32), end = (int)(r & 0xFFFFFFFF);
+            if (first >= end) break;
+            int n = end - first < grain ? end - first : grain;
+            long long next = k == 0 ? ((long long)(first + n) << 32) | (unsigned)end
+                                    : ((long long)first << 32) | (unsigned)(end - n);
+            if (atomic_compare_exchange_weak_explicit(word, &r, next, memory_order_acq_rel, memory_order_acquire)) {
+                *start = k == 0 ? first : end - n;
+                return n;
+            }
+        }
+    }
+    return 0;
 }

@@ -2,6 +2,8 @@
 //
 //   gatescope-bench MODEL.keras X.npy [--batch B] [--repeat R]
 //   gatescope-bench --synthetic UNITS,UNITS,... --features F --time T [--batch B] [--repeat R]
+//   options: --threads N (default every core), --min-seconds S (repeat until S seconds are timed),
+//            --no-observer (engine alone, gates not read), --sequences N (synthetic: sequences per run)
 //
 // Times `Model.forward` with an observer that reads every gate value (so the cost of exposing
 // the gates is included), over all sequences of X in batches of B, R times; prints the median.
@@ -34,6 +36,7 @@ func fail(_ message: String) -> Never {
 let batchSize = Int(option("--batch") ?? "64")!
 let repeats = Int(option("--repeat") ?? "7")!
 let threads = option("--threads").map { Int($0)! }
+let minSeconds = Double(option("--min-seconds") ?? "0")!
 let observe = !CommandLine.arguments.contains("--no-observer")
 let model: Model
 var x: [Float]
@@ -77,7 +80,8 @@ if let sizes = option("--synthetic") {
 
 var times: [Double] = []
 let observer = Checksum()
-for _ in 0..<repeats {
+var total = 0.0
+while times.count < repeats || total < minSeconds {
     let start = DispatchTime.now().uptimeNanoseconds
     var b = 0
     while b < n {
@@ -87,9 +91,10 @@ for _ in 0..<repeats {
         b += m
     }
     times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    total += times.last!
 }
 times.sort()
 let median = times[times.count / 2]
 let units = model.recurrentLayers.map { String($0.units) }.joined(separator: ",")
-print(String(format: "gatescope-engine batch=%d: median %.4f s over %d runs, %.0f steps*seqs/s (LSTM %@, %d seqs x %d steps)",
-             batchSize, median, repeats, Double(n * time) / median, units, n, time))
+print(String(format: "gatescope-engine batch=%d: median %.4f s over %d runs, %.0f steps*seqs/s (LSTM %@, %d seqs x %d steps, kernels %@)",
+             batchSize, median, times.count, Double(n * time) / median, units, n, time, KernelPath.current.rawValue))

@@ -71,11 +71,14 @@ struct InterleavedLSTMWeights: @unchecked Sendable {  // immutable after init
     }
 
     /// Threads worth splitting one layer's units over: one per 4 unit blocks at most, and
-    /// only when each thread's share of a step's recurrent product is large enough (about
-    /// 64K multiply-adds) to pay for meeting the others once per step.
+    /// only when each thread's share of a step's recurrent product is at least about 2M
+    /// multiply-adds. Measured on 2 cores (scripts/bench_engine.sh): LSTM(256) at batch 8 and
+    /// LSTM(1024) at batch 1 gain 1.3x and 2.3x from a second thread; LSTM(256) at batch 1
+    /// (262K per step) and LSTM(512) at batch 1 lose or break even, as meeting every step costs
+    /// about as much as the halved product saves.
     func threadCount(_ threads: Int, batch: Int, units: Int) -> Int {
         let perStep = batch * units * 4 * units
-        return max(1, min(threads, blocks / 4, perStep / 65_536))
+        return max(1, min(threads, blocks / 4, perStep / 2_000_000))
     }
 }
 
@@ -95,8 +98,8 @@ extension LSTMForward {
     /// The LSTM on the interleaved kernels, its units split over `threads` threads that meet
     /// once per step.
     ///
-    /// Per step, each thread: z[:, own blocks] = xz_t (x W + b) + h_{t-1} U[:, own blocks];
-    /// the cell update for its units; then the barrier. h, c and the gate planes alternate between
+    /// Per step, threads take blocks of 16 units in turn: z[:, block] = x_t W + b + h_{t-1} U[:, block],
+    /// the cell update of those units, their outputs; then the barrier. h, c and the gate planes alternate between
     /// two sets, so thread 0 can report step t to the observer while the others compute t+1.
     func runInterleaved(_ iw: InterleavedLSTMWeights, x: [Float], mask: [Bool]?, initial: [[Float]]?,
                         zeroBeforeFirst: Bool, layerIndex: Int, observer: GateObserver?, threads: Int) throws -> Result {
@@ -109,15 +112,23 @@ extension LSTMForward {
         let path = iw.path.code
 
         // Buffers allocated once for the whole run.
-        var xz = [Float](repeating: 0, count: batch * time * zw)      // [batch, time, zw]: xW + b, then z
-        var planes = [Float](repeating: 0, count: 2 * 6 * bu)         // 2 sets x (i f g o c h) x [batch, units]
+        // 64-byte aligned, and every plane starts on a cache line: two threads write neighbouring
+        // units of each row, and a line they shared would move between the cores on every step.
+        let ps = (bu + 15) / 16 * 16                                  // plane stride in floats
+        // z for `chunk` steps: x_t W + b, then + h_{t-1} U. Projecting a few steps at a time, not
+        // the whole sequence up front, keeps z in L2 (a [batch, time, 4u] buffer is tens of MB,
+        // streamed through DRAM by both threads), while a chunk still gives the projection at
+        // least 32 rows, so a batch of one reads W once per 32 steps, not once per step.
+        let chunk = min(time, max(1, 32 / batch))
+        let xz = AlignedFloats(count: batch * chunk * zw)            // [batch, chunk, zw]
+        let planes = AlignedFloats(count: 2 * 6 * ps, zeroed: true)   // 2 sets x (i f g o c h) x [batch, units]
         if let initial {                                              // step 0 reads set 1
             precondition(initial.count == 2 && initial[0].count == bu && initial[1].count == bu)
-            planes.replaceSubrange((6 + 5) * bu..<(6 + 6) * bu, with: initial[0])
-            planes.replaceSubrange((6 + 4) * bu..<(6 + 5) * bu, with: initial[1])
+            planes.base.advanced(by: (6 + 5) * ps).update(from: initial[0], count: bu)
+            planes.base.advanced(by: (6 + 4) * ps).update(from: initial[1], count: bu)
         }
-        var sequence = [Float](repeating: 0, count: returnSequences ? batch * time * u : 0)
-        var last = [Float](repeating: 0, count: bu)
+        let sequence = AlignedFloats(count: returnSequences ? batch * time * u : 0)
+        let last = AlignedFloats(count: bu)
         var active = [Bool](repeating: true, count: batch)
         // The first processed step at which each row is active (Keras 2 outputs zeros before it).
         var firstActive = [Int](repeating: zeroBeforeFirst ? time : 0, count: batch)
@@ -137,49 +148,80 @@ extension LSTMForward {
         shared.barrier = barrier
         var failure: Error?
 
-        // One thread's share: unit blocks b0..<b1 (panels 2*b0..<2*b1) for every step.
-        @Sendable func work(_ s: Int, _ buffers: TeamBuffers, observe: ((Int) throws -> Void)?) {
-            let b0 = Int32(iw.blocks * s / team), b1 = Int32(iw.blocks * (s + 1) / team)
-            let j0 = Int(b0) * 16, j1 = min(Int(b1) * 16, u)   // own units
+        // Each thread owns a fixed range of unit blocks (so its weights stay in its core's cache)
+        // and takes them `grain` at a time; one that finishes early takes the rest of another's
+        // range from its end: on a shared machine one core is often slower, and a fixed split
+        // would make every step wait for it. A take is worth about 64K multiply-adds.
+        let grain = max(1, 65_536 / max(1, batch * 64 * u))
+
+        // Unit blocks c0..<c1 of step k: z (projection when a chunk starts, then + h U), cell, outputs.
+        @Sendable func blocks(_ c0: Int, _ c1: Int, k: Int, t: Int, chunkFirst: Int, _ buffers: TeamBuffers,
+                              w: UnsafePointer<Float>, rk: UnsafePointer<Float>, bias: UnsafePointer<Float>) {
+            let p0 = Int32(2 * c0), p1 = Int32(2 * c1)
+            let j0 = c0 * 16, j1 = min(c1 * 16, u)
             let xz = buffers.xz!, planes = buffers.planes!
+            let cur = planes + (k % 2) * 6 * ps, prev = planes + ((k + 1) % 2) * 6 * ps
+            if k % chunk == 0 {
+                // z = x W + b for the chunk's steps (chunkFirst..., ascending).
+                let steps = goBackwards ? t - chunkFirst + 1 : min(chunk, time - t)
+                if chunk == 1 {
+                    gs_lstm_gemm(path, buffers.x + t * d, time * d, Int32(batch), Int32(d), w, p0, p1, xz, zw, bias, 0)
+                } else {
+                    for b in 0..<batch {
+                        gs_lstm_gemm(path, buffers.x + (b * time + chunkFirst) * d, d, Int32(steps), Int32(d), w, p0, p1,
+                                     xz + b * chunk * zw, zw, bias, 0)
+                    }
+                }
+            }
+            // z_t += h_{t-1} U; rows of step t are chunk*zw apart.
+            let z = xz + (t - chunkFirst) * zw
+            gs_lstm_gemm(path, prev + 5 * ps, u, Int32(batch), Int32(u), rk, p0, p1, z, chunk * zw, nil, 1)
+            for b in 0..<batch {
+                let on = buffers.mask?[b * time + t] ?? true
+                let r = b * u
+                if on {
+                    gs_lstm_cell(path, z + b * chunk * zw, Int32(c0), Int32(c1), Int32(u), prev + 4 * ps + r, cur + 4 * ps + r,
+                                 cur + 5 * ps + r, cur + r, cur + ps + r, cur + 2 * ps + r, cur + 3 * ps + r)
+                } else {
+                    // A masked step carries h and c.
+                    for p in 4..<6 { (cur + p * ps + r + j0).update(from: prev + p * ps + r + j0, count: j1 - j0) }
+                }
+                let zero = !on && (zeroOutput || k < buffers.firstActive[b])
+                let h = cur + 5 * ps + r
+                if let seq = buffers.sequence {
+                    let o = seq + (b * time + k) * u
+                    for j in j0..<j1 { o[j] = zero ? 0 : h[j] }
+                }
+                if k == time - 1 {
+                    for j in j0..<j1 { buffers.last[r + j] = zero ? 0 : h[j] }
+                }
+            }
+        }
+
+        // One thread: every step, blocks from the counter until the step has none left, then the barrier.
+        @Sendable func work(_ s: Int, _ buffers: TeamBuffers, observe: ((Int) throws -> Void)?) {
+            let own0 = Int32(iw.blocks * s / team), own1 = Int32(iw.blocks * (s + 1) / team)
             iw.kernel.withUnsafeBufferPointer { w in
             iw.recurrentKernel.withUnsafeBufferPointer { rk in
             iw.bias.withUnsafeBufferPointer { bias in
-                // Input projection for every (sequence, step): [batch*time, d] x [d, own columns] + b.
-                gs_lstm_gemm(path, buffers.x, d, Int32(batch * time), Int32(d), w.baseAddress!, 2 * b0, 2 * b1,
-                             xz, zw, bias.baseAddress!, 0)
                 var stopping = false
+                gs_team_reset(buffers.barrier, Int32(s), own0, own1)
                 for k in 0..<time {
                     let t = goBackwards ? time - 1 - k : k
-                    let cur = planes + (k % 2) * 6 * bu, prev = planes + ((k + 1) % 2) * 6 * bu
-                    if !stopping {
-                        // z_t = xz_t + h_{t-1} U: rows of step t are time*zw apart.
-                        gs_lstm_gemm(path, prev + 5 * bu, u, Int32(batch), Int32(u), rk.baseAddress!, 2 * b0, 2 * b1,
-                                     xz + t * zw, time * zw, nil, 1)
-                        for b in 0..<batch {
-                            let on = buffers.mask?[b * time + t] ?? true
-                            let r = b * u
-                            if on {
-                                gs_lstm_cell(path, xz + (b * time + t) * zw, b0, b1, Int32(u), prev + 4 * bu + r, cur + 4 * bu + r,
-                                             cur + 5 * bu + r, cur + r, cur + bu + r, cur + 2 * bu + r, cur + 3 * bu + r)
-                            } else {
-                                // A masked step carries h and c.
-                                for p in 4..<6 { (cur + p * bu + r + j0).update(from: prev + p * bu + r + j0, count: j1 - j0) }
-                            }
-                            let zero = !on && (zeroOutput || k < buffers.firstActive[b])
-                            let h = cur + 5 * bu + r
-                            if let seq = buffers.sequence {
-                                let o = seq + (b * time + k) * u
-                                for j in j0..<j1 { o[j] = zero ? 0 : h[j] }
-                            }
-                            if k == time - 1 {
-                                for j in j0..<j1 { buffers.last[r + j] = zero ? 0 : h[j] }
-                            }
-                        }
+                    // The chunk in xz holds steps chunkFirst..<chunkFirst+chunk (ascending, either direction).
+                    let chunkFirst = goBackwards ? max(0, time - (k / chunk + 1) * chunk) : k / chunk * chunk
+                    var start: Int32 = 0
+                    while !stopping {
+                        let n = Int(gs_team_next(buffers.barrier, Int32(s), Int32(grain), &start))
+                        guard n > 0 else { break }
+                        blocks(Int(start), Int(start) + n, k: k, t: t, chunkFirst: chunkFirst, buffers,
+                               w: w.baseAddress!, rk: rk.baseAddress!, bias: bias.baseAddress!)
                     }
-                    gs_barrier_wait(buffers.barrier)
-                    // Thread 0 raises the flag between two barriers; the others see it after the next.
-                    if gs_barrier_aborted(buffers.barrier) != 0 { break }
+                    // Thread 0 raises the flag between two waits; every thread learns it from the next.
+                    if gs_barrier_wait(buffers.barrier) != 0 { break }
+                    // Own blocks of the next step, offered before thread 0 reports this one, so the
+                    // others can take its share while it is busy with the observer.
+                    gs_team_reset(buffers.barrier, Int32(s), stopping ? own1 : own0, own1)
                     if let observe {
                         do { try observe(k) } catch {
                             gs_barrier_abort(buffers.barrier)
@@ -191,19 +233,15 @@ extension LSTMForward {
         }
 
         try x.withUnsafeBufferPointer { xp in
-        try xz.withUnsafeMutableBufferPointer { xzp in
-        try planes.withUnsafeMutableBufferPointer { pp in
-        try sequence.withUnsafeMutableBufferPointer { seq in
-        try last.withUnsafeMutableBufferPointer { lp in
         try firstActive.withUnsafeBufferPointer { fa in
         try active.withUnsafeMutableBufferPointer { act in
             let maskCopy = mask
             try maskCopy.withOptionalBuffer { mp in
                 shared.x = xp.baseAddress!
-                shared.xz = xzp.baseAddress!
-                shared.planes = pp.baseAddress!
-                shared.sequence = returnSequences ? seq.baseAddress! : nil
-                shared.last = lp.baseAddress!
+                shared.xz = xz.base
+                shared.planes = planes.base
+                shared.sequence = returnSequences ? sequence.base : nil
+                shared.last = last.base
                 shared.mask = mp
                 shared.firstActive = fa.baseAddress!
                 let done = DispatchGroup()
@@ -214,16 +252,16 @@ extension LSTMForward {
                     thread.start()
                 }
                 // Thread 0 is the caller's: it reports every step, as the observer expects.
-                let act = act, base = pp.baseAddress!
+                let act = act, base = planes.base
                 let observe: ((Int) throws -> Void)? = report ? { k in
                     let t = goBackwards ? time - 1 - k : k
                     for b in 0..<batch { act[b] = mp?[b * time + t] ?? true }
                     guard act.contains(true) else { return }
-                    let cur = base + (k % 2) * 6 * bu
+                    let cur = base + (k % 2) * 6 * ps
                     do {
                         try observer!.observe(GateStep(
                             layer: layerIndex, cell: .lstm, step: t, batchSize: batch, units: u, active: UnsafeBufferPointer(act),
-                            planes: (0..<6).map { UnsafeBufferPointer(start: cur + $0 * bu, count: bu) }))
+                            planes: (0..<6).map { UnsafeBufferPointer(start: cur + $0 * ps, count: bu) }))
                     } catch {
                         failure = error
                         throw error
@@ -231,12 +269,14 @@ extension LSTMForward {
                 } : nil
                 work(0, shared, observe: observe)
                 done.wait()
+                // The threads used these through raw pointers: keep them alive until all are done.
+                withExtendedLifetime([xz, planes, sequence, last]) {}
             }
-        }}}}}}}
+        }}}
         if let failure { throw failure }
-        let final = (time - 1) % 2 * 6 * bu
-        return Result(sequence: sequence, last: last, finalH: Array(planes[(final + 5 * bu)..<(final + 6 * bu)]),
-                      finalC: Array(planes[(final + 4 * bu)..<(final + 5 * bu)]))
+        let final = (time - 1) % 2 * 6 * ps
+        return Result(sequence: sequence.array(), last: last.array(), finalH: planes.array(from: final + 5 * ps, count: bu),
+                      finalC: planes.array(from: final + 4 * ps, count: bu))
     }
 }
 
@@ -247,5 +287,25 @@ extension Optional where Wrapped == [Bool] {
         case .none: return try body(nil)
         case let .some(a): return try a.withUnsafeBufferPointer { try body($0.baseAddress) }
         }
+    }
+}
+
+/// A float buffer on a 64-byte boundary (a cache line), freed with its owner.
+final class AlignedFloats: @unchecked Sendable {
+    let base: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(count: Int, zeroed: Bool = false) {
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+        base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        if zeroed { base.initialize(repeating: 0, count: count) }
+    }
+
+    deinit { base.deallocate() }
+
+    /// A copy of `count` floats from `start` (all of them by default).
+    func array(from start: Int = 0, count n: Int? = nil) -> [Float] {
+        Array(UnsafeBufferPointer(start: base + start, count: n ?? count - start))
     }
 }

@@ -58,9 +58,14 @@ typedef struct gs_barrier gs_barrier;
 gs_barrier *gs_barrier_create(int parties);
 void gs_barrier_destroy(gs_barrier *b);
 /// Waits until all parties have arrived; also orders their memory writes before the others' reads.
-void gs_barrier_wait(gs_barrier *b);
-/// Raises the barrier's stop flag (read by every party after its next wait).
+/// Returns 1 to every party when the stop flag was raised before the last party arrived.
+int gs_barrier_wait(gs_barrier *b);
+/// Raises the barrier's stop flag: every party's next wait returns 1.
 void gs_barrier_abort(gs_barrier *b);
-int gs_barrier_aborted(gs_barrier *b);
+/// Gives party `self` the work items first..<end of the step it starts (call after each wait).
+void gs_team_reset(gs_barrier *b, int self, int first, int end);
+/// Takes up to `grain` items: from the front of the caller's own range, else from the back of
+/// another party's (a slower core's work is shared out). Returns how many, 0 when none are left.
+int gs_team_next(gs_barrier *b, int self, int grain, int *start);
 
 #endif
