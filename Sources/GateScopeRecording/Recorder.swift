@@ -34,6 +34,9 @@ public struct RecordOptions: Sendable, Equatable {
     /// Record only shard `index` (0-based) of `count` disjoint parts of the input (`--shard K/N`):
     /// sequences floor(K*total/N) ..< floor((K+1)*total/N), keeping their seq_id in the whole input.
     public var shard: Shard?
+    /// Store the per-unit summaries, pair moments and spans (what `stats` and the summary-backed
+    /// queries read) but no gate rows (`--summaries-only`): the engine, not SQLite, sets the pace.
+    public var summariesOnly = false
 
     /// A part of the input by sequence index.
     public struct Shard: Sendable, Equatable {
@@ -63,8 +66,17 @@ public struct RecordOptions: Sendable, Equatable {
         object["unknown_id"] = unknownID.map { Int($0) } ?? NSNull()
         object["layers"] = layers ?? NSNull()
         if let shard { object["shard"] = [shard.index, shard.count] }
+        if summariesOnly { object["summaries_only"] = true }
+        // The kernels that computed the values: a resume or another shard must use the same ones
+        // to be bit-identical (the vector paths agree with each other; the portable one may not).
+        object["kernels"] = KernelPath.current.rawValue
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The `kernels` entry of stored params (nil for runs recorded before it was stored).
+    static func storedKernels(_ json: String) -> String? {
+        (try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?["kernels"] as? String
     }
 
     /// Reads the options stored by `paramsJSON` (for `--resume`).
@@ -82,6 +94,7 @@ public struct RecordOptions: Sendable, Equatable {
         if let b = (object["buffer_budget_bytes"] as? NSNumber)?.intValue { o.bufferBudgetBytes = b }
         if let c = (object["commit_rows"] as? NSNumber)?.intValue { o.commitRows = c }
         if let s = object["shard"] as? [NSNumber], s.count == 2 { o.shard = Shard(index: s[0].intValue, count: s[1].intValue) }
+        o.summariesOnly = (object["summaries_only"] as? NSNumber)?.boolValue ?? false
         return o
     }
 }
@@ -208,6 +221,13 @@ public enum Recorder {
                 throw RecordingError("run \(runID) was recorded from a different input file (sha256 \(info.inputSHA256.prefix(12))..., '\(inputPath)' is \(inputSHA.prefix(12))...)")
             }
             var stored = try RecordOptions.fromParams(info.params)
+            if stored.summariesOnly {
+                throw RecordingError("run \(runID) has summaries only (--summaries-only): they cannot be rebuilt from stored rows, so it cannot be resumed; record it again")
+            }
+            if let kernels = RecordOptions.storedKernels(info.params), kernels != KernelPath.current.rawValue,
+               kernels == KernelPath.portable.rawValue || KernelPath.current == .portable {
+                throw RecordingError("run \(runID) was recorded with the \(kernels) kernels, this machine runs \(KernelPath.current.rawValue); its values would differ in the last bits, so resume it where it was recorded (or set GATESCOPE_KERNELS=\(kernels == "portable" ? "off" : kernels))")
+            }
             stored.resumeRunID = runID
             stored.toolVersion = requested.toolVersion
             stored.stopAfterBatches = requested.stopAfterBatches
@@ -256,6 +276,7 @@ public enum Recorder {
                                  timeInput: l.time?.input, aligned: l.time?.aligned == true && l.time?.input == model.graph.inputs[0].name)
         }
         let writer = try RunWriter(path: databasePath, layers: layers)
+        writer.storesRows = !options.summariesOnly
         writer.tokenName = { vocab?.token(for: $0) }
         let session = Session(writer: writer, model: model, observed: observed, options: options,
                               total: total, stop: stop, progress: progress)

@@ -218,7 +218,9 @@ final class Session {
                 if writer.uncommittedSequences > 0 { try commit() }
                 let stopNow = stop?.isRequested == true || options.stopAfterBatches.map { batches >= $0 } == true
                 if stopNow && writer.committedSequences < total {
-                    try writer.interrupted("interrupted after \(writer.committedSequences) of \(total) sequences; continue with --resume \(writer.runID)")
+                    try writer.interrupted(options.summariesOnly
+                        ? "interrupted after \(writer.committedSequences) of \(total) sequences; a summaries-only run cannot be resumed: record it again"
+                        : "interrupted after \(writer.committedSequences) of \(total) sequences; continue with --resume \(writer.runID)")
                     return RecordResult(runID: writer.runID, completed: false, sequencesDone: writer.committedSequences,
                                         sequencesTotal: total, rowsWritten: rowsWritten)
                 }

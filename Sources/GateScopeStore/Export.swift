@@ -53,6 +53,7 @@ public enum Export {
     @discardableResult
     public static func write(_ db: Database, options: Options, to writer: RowWriter) throws -> Int64 {
         let run = try ReadAccess.run(db, id: options.run)
+        try run.requireRows(for: "export")
         let layers = try ReadAccess.layers(db, run: run.runID, matching: options.layers)
         try Stats.checkGates(options.gates, layers: layers)
         let gates = gates(options, layers: layers)

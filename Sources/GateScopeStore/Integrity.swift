@@ -130,7 +130,8 @@ public enum Integrity {
                     rows[row[0].int64Value ?? -1, default: [:]][row[1].int64Value ?? -1] = n
                     total += n
                 }
-                guard run.status == "complete" else { continue }
+                // A summaries-only run counts values it never stored as rows.
+                guard run.status == "complete", !run.summariesOnly else { continue }
                 for layer in layers where layer.cell == cell {
                     // Every gate of a unit has the same n; the first is enough.
                     let summaries = try db.query("SELECT unit, n FROM unit_summaries WHERE run_id = ? AND layer_id = ? AND gate = ?",

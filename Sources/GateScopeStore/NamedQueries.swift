@@ -1,4 +1,5 @@
 import CSQLite
+import GateScopeEngine
 import Foundation
 
 /// A documented read-only SQL query: one of `queries/*.sql` (embedded in the binary) or a user's file.
@@ -172,6 +173,9 @@ public struct NamedQuery: Sendable {
         let (result, bound) = try bind(on: db, values: values)
         if !scan, source == "queries/\(name).sql", let rows = try StoredAnswers.rows(of: name, bound: bound, db: db) {
             return QueryRows(columnNames: result.columnNames, stored: rows)
+        }
+        if case let .integer(id)? = bound["run"], CellKind.allCases.contains(where: { sql.contains($0.table) }) {
+            try ReadAccess.run(db, id: id).requireRows(for: "\(label)\(scan ? " with --scan" : "")")
         }
         return QueryRows(result: result)
     }

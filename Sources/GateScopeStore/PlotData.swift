@@ -130,6 +130,7 @@ public enum PlotData {
     /// (default: all of the layer's cell) are filled in `Window.values`; a gate the cell lacks is an error.
     public static func window(_ db: Database, run: Int64, seq: SequenceRef, layer: LayerInfo, units: [Int]? = nil,
                               steps: ClosedRange<Int>, gates requested: [Gate]? = nil) throws -> Window {
+        try ReadAccess.run(db, id: run).requireRows(for: "a per-step plot")
         let unitList = units ?? Array(0..<layer.units)
         if let bad = unitList.first(where: { $0 < 0 || $0 >= layer.units }) {
             throw StoreError("layer '\(layer.label)' has no unit \(bad) (units 0-\(layer.units - 1))")

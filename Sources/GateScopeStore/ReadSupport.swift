@@ -110,6 +110,14 @@ public struct RunInfo: Equatable, Sendable {
     public var createdAt: String?
     public var finishedAt: String?
     public var error: String?
+    /// Recorded with `--summaries-only`: summaries, pair moments and spans, no gate rows.
+    public var summariesOnly = false
+
+    /// Refuses, in one line, a command that needs gate rows on a summaries-only run.
+    public func requireRows(for command: String) throws {
+        guard summariesOnly else { return }
+        throw StoreError("run \(runID) has summaries only (recorded with --summaries-only): \(command) needs its gate rows; record it again without --summaries-only")
+    }
 }
 
 /// One recorded layer half (a row of `layers`).
@@ -153,7 +161,8 @@ public enum ReadAccess {
     public static func runs(_ db: Database) throws -> [RunInfo] {
         let rows = try db.query("""
             SELECT run_id, name, status, model_path, keras_version, created_at, finished_at, error,
-                   recorded_sequences, recorded_steps, row_count
+                   recorded_sequences, recorded_steps, row_count,
+                   coalesce(json_extract(CASE WHEN json_valid(params) THEN params END, '$.summaries_only'), 0)
             FROM runs ORDER BY run_id
             """)
         var result: [RunInfo] = []
@@ -163,7 +172,8 @@ public enum ReadAccess {
                                   rows: row[10].int64Value ?? 0, name: row[1].stringValue,
                                   status: row[2].stringValue ?? "", modelPath: row[3].stringValue,
                                   kerasVersion: row[4].stringValue, createdAt: row[5].stringValue,
-                                  finishedAt: row[6].stringValue, error: row[7].stringValue))
+                                  finishedAt: row[6].stringValue, error: row[7].stringValue,
+                                  summariesOnly: (row[11].int64Value ?? 0) != 0))
         }
         return result
     }

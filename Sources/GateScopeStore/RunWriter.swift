@@ -147,6 +147,8 @@ public final class RunWriter {
     private var reserve: SpaceReserve?
     /// This process's claim on the run: taken by `create`, or handed in by a resume (`RunLock`).
     public var lock: RunLock?
+    /// False for a summaries-only run: `append` writes the `sequences` and `tokens` rows but no gate rows.
+    public var storesRows = true
     /// The token text of an id, for `tokens.token` (the vocabulary's).
     public var tokenName: (Int32) -> String? = { _ in nil }
 
@@ -359,6 +361,7 @@ public final class RunWriter {
             }
         }
         var rows = 0
+        if storesRows {
         try batch.gates.withUnsafeBufferPointer { gp in
             try batch.active.withUnsafeBufferPointer { ap in
                 for (li, layer) in layers.enumerated() {
@@ -390,6 +393,7 @@ public final class RunWriter {
                     }
                 }
             }
+        }
         }
         pendingRows += rows
         pendingSequences += 1

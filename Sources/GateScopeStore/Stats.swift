@@ -157,6 +157,7 @@ public enum Stats {
                 source = .summariesAndSortedValues
                 try plan.fill(from: &sorted, summaries: summaries, low: options.low, high: options.high)
             } else if !plan.offGrid.isEmpty {
+                try run.requireRows(for: "stats with thresholds off the 1/1000 grid")
                 source = .summariesAndScan
                 let scanned = try scan(db, run: run.runID, layers: layers, gates: plan.offGrid,
                                        low: options.low, high: options.high, moments: false,
@@ -165,6 +166,7 @@ public enum Stats {
             }
             rows = plan.rows
         } else {
+            try run.requireRows(for: options.fullScan ? "stats --full-scan" : "stats without complete summaries")
             source = .scan
             let scanned = try scan(db, run: run.runID, layers: layers, gates: Set(layers.flatMap(gatesOf)),
                                    low: options.low, high: options.high, moments: true,

@@ -70,6 +70,9 @@ struct RecordCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Record only part K (0-based) of N disjoint parts of the input, by sequence index, into its own database; merge the parts with gatescope merge.", valueName: "K/N"))
     var shard: String?
 
+    @Flag(help: "Store only the per-unit summaries, pair moments and spans (what stats and the summary queries read), no gate rows: as fast as the engine. Such a run cannot be exported, plotted per step or resumed.")
+    var summariesOnly = false
+
     @Flag(help: "Do not draw progress on stderr (it is only drawn when stderr is a terminal).")
     var noProgress = false
 
@@ -87,6 +90,7 @@ struct RecordCommand: ParsableCommand {
     func checkOptions() -> String? {
         if batchSize < 1 { return "--batch-size must be at least 1, got \(batchSize)" }
         if let shard, let problem = Self.parseShard(shard).1 { return problem }
+        if summariesOnly, resume != nil { return "--summaries-only and --resume cannot be combined: a resumed run keeps the options it was recorded with" }
         if shard != nil, resume != nil { return "--shard and --resume cannot be combined: a resumed run keeps the shard it was recorded with" }
         if let unknown, unknown < 0 { return "--unknown must be a non-negative token id, got \(unknown)" }
         if let layers, layers.split(separator: ",").isEmpty { return "--layers needs at least one layer name" }
@@ -106,6 +110,7 @@ struct RecordCommand: ParsableCommand {
         options.batchSize = batchSize
         options.resumeRunID = resume
         options.shard = shard.flatMap { Self.parseShard($0).0 }
+        options.summariesOnly = summariesOnly
 
         let printer = TerminalProgress(enabled: !noProgress && TerminalProgress.stderrIsTerminal)
         let stop = StopFlag()
