@@ -2,9 +2,9 @@
 """Makes the recorder benchmark's model and inputs (see scripts/bench_record.sh).
 
     KERAS_BACKEND=jax python3 scripts/make_bench_model.py OUT_DIR [--sequences N] [--time T] [--features F]
-        [--cell lstm|gru]
+        [--cell lstm|gru] [--units U]
 
-Writes OUT_DIR/model.keras: Input(None, F) -> LSTM(128, seq) -> LSTM(128, seq) -> Dense(F), fixed
+Writes OUT_DIR/model.keras: Input(None, F) -> LSTM(U, seq) -> LSTM(U, seq) -> Dense(F) (U = 128), fixed
 seed (--cell gru: the same with GRU(128), Keras 3's default reset_after=True); OUT_DIR/input.npy
 float32 [N, T, F] and OUT_DIR/input8.npy with 8*N sequences (same distribution), for the memory
 check. Rows recorded = sequences * T * 256.
@@ -25,6 +25,7 @@ def main():
     p.add_argument("--time", type=int, default=64)
     p.add_argument("--features", type=int, default=16)
     p.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
+    p.add_argument("--units", type=int, default=128)
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
 
@@ -32,10 +33,10 @@ def main():
     rnn = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[a.cell]
     model = keras.Sequential([
         keras.Input((None, a.features)),
-        rnn(128, return_sequences=True, name=f"{a.cell}_1"),
-        rnn(128, return_sequences=True, name=f"{a.cell}_2"),
+        rnn(a.units, return_sequences=True, name=f"{a.cell}_1"),
+        rnn(a.units, return_sequences=True, name=f"{a.cell}_2"),
         keras.layers.Dense(a.features, name="dense"),
-    ], name=f"bench_{a.cell}128x2")
+    ], name=f"bench_{a.cell}{a.units}x2")
     model.save(os.path.join(a.out, "model.keras"))
 
     rng = np.random.default_rng(0)
@@ -43,7 +44,8 @@ def main():
     np.save(os.path.join(a.out, "input.npy"), x)
     x8 = rng.standard_normal((8 * a.sequences, a.time, a.features)).astype(np.float32)
     np.save(os.path.join(a.out, "input8.npy"), x8)
-    print(f"rows per run: {a.sequences * a.time * 256} (x{8} = {8 * a.sequences * a.time * 256})")
+    rows = a.sequences * a.time * 2 * a.units
+    print(f"rows per run: {rows} (x8 = {8 * rows})")
 
 
 if __name__ == "__main__":
