@@ -104,71 +104,10 @@ void gs_gemm_packed(const float *a, int m, int k, const float *packed, int n, fl
     }
 }
 
-// exp(x) for 16 lanes: x = n*ln2 + r, n = round(x/ln2), degree-6 polynomial for e^r (Cephes).
-__attribute__((target("avx512f")))
-static inline __m512 exp16(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
-    r = _mm512_add_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(2.12194440e-4f)));
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
-    __m512 e = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, _mm512_mul_ps(r, r)), r), _mm512_set1_ps(1.0f));
-    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(e, _mm512_castsi512_ps(bits));
-}
-
-__attribute__((target("avx512f")))
-static inline __m512 sigmoid16(__m512 x) {
-    __m512 one = _mm512_set1_ps(1.0f);
-    return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
-}
-
-__attribute__((target("avx512f")))
-static inline __m512 tanh16(__m512 x) {
-    __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u));
-    __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(_mm512_set1_epi32((int)0x80000000u), _mm512_castps_si512(x)));
-    __m512 e = exp16(_mm512_mul_ps(a, _mm512_set1_ps(-2.0f)));
-    __m512 one = _mm512_set1_ps(1.0f);
-    __m512 t = _mm512_div_ps(_mm512_sub_ps(one, e), _mm512_add_ps(one, e));
-    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t), sign));
-}
-
-__attribute__((target("avx512f")))
-void gs_lstm_cell_sigmoid_tanh(const float *z, int u, float *c, float *h,
-                               float *gi, float *gf, float *gg, float *go) {
-    for (int j = 0; j < u; j += 16) {
-        __mmask16 m = u - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (u - j)) - 1);
-        __m512 i = sigmoid16(_mm512_maskz_loadu_ps(m, z + j));
-        __m512 f = sigmoid16(_mm512_maskz_loadu_ps(m, z + u + j));
-        __m512 g = tanh16(_mm512_maskz_loadu_ps(m, z + 2 * u + j));
-        __m512 o = sigmoid16(_mm512_maskz_loadu_ps(m, z + 3 * u + j));
-        // c = f*c + i*g, h = o*tanh(c), with separate multiply and add as in Keras (no fused rounding).
-        __m512 cv = _mm512_add_ps(_mm512_mul_ps(f, _mm512_maskz_loadu_ps(m, c + j)), _mm512_mul_ps(i, g));
-        __m512 hv = _mm512_mul_ps(o, tanh16(cv));
-        _mm512_mask_storeu_ps(gi + j, m, i);
-        _mm512_mask_storeu_ps(gf + j, m, f);
-        _mm512_mask_storeu_ps(gg + j, m, g);
-        _mm512_mask_storeu_ps(go + j, m, o);
-        _mm512_mask_storeu_ps(c + j, m, cv);
-        _mm512_mask_storeu_ps(h + j, m, hv);
-    }
-}
-
 #else  // not x86: never called, since gs_gemm_available() is 0
 
 void gs_gemm_packed(const float *a, int m, int k, const float *packed, int n, float *c, int accumulate) {
     (void)a; (void)m; (void)k; (void)packed; (void)n; (void)c; (void)accumulate;
-}
-
-void gs_lstm_cell_sigmoid_tanh(const float *z, int u, float *c, float *h,
-                               float *gi, float *gf, float *gg, float *go) {
-    (void)z; (void)u; (void)c; (void)h; (void)gi; (void)gf; (void)gg; (void)go;
 }
 
 #endif

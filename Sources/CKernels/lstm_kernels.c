@@ -221,7 +221,7 @@ void gs_lstm_gemm(int path, const float *a, size_t lda, int m, int k, const floa
 
 #ifdef GS_X86
 
-// ---- the cell: exp by Cephes's degree-6 polynomial, as CKernels' kernels.c and FastMath -------
+// ---- the cell: exp by Cephes's degree-6 polynomial, as the Swift FastMath ----------------------
 
 #define EXP_BODY(V, SET1, MIN, MAX, MUL, ADD, SUB, ROUND, CVT, ADDI, SLLI, SET1I, CASTPS)          \
     x = MIN(MAX(x, SET1(-87.3f)), SET1(88.3f));                                                 \

@@ -85,7 +85,6 @@ struct LSTMForward {
         }
         let report = observer.map { $0.observedLayers?.contains(layerIndex) ?? true } ?? false
         let ra = spec.recurrentActivation, a = spec.activation
-        let fastCell = Kernels.enabled && ra == .sigmoid && a == .tanh
         let returnSequences = spec.returnSequences, zeroOutput = spec.zeroOutputForMask
 
         // Buffers allocated once for the whole sequence.
@@ -143,11 +142,6 @@ struct LSTMForward {
                         let zr = zp.baseAddress! + b * u4, xr = xz.baseAddress! + (b * time + t) * u4
                         for j in 0..<u4 { zr[j] += xr[j] }
                         let s = b * u
-                        if fastCell {
-                            // The same cell update in AVX-512 (Keras's default activations).
-                            gs_lstm_cell_sigmoid_tanh(zr, Int32(u), c + s, h + s, gi + s, gf + s, gg + s, go + s)
-                            continue
-                        }
                         ra.apply(UnsafeMutableBufferPointer(start: zr, count: 2 * u), rowLength: u)       // i, f
                         a.apply(UnsafeMutableBufferPointer(start: zr + 2 * u, count: u), rowLength: u)    // g
                         ra.apply(UnsafeMutableBufferPointer(start: zr + 3 * u, count: u), rowLength: u)   // o

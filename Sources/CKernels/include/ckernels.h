@@ -16,13 +16,6 @@ void gs_pack(const float *b, int k, int n, float *packed);
 /// C[m, n] = A[m, k] @ B (+ C when accumulate), with B packed by gs_pack. Row-major.
 void gs_gemm_packed(const float *a, int m, int k, const float *packed, int n, float *c, int accumulate);
 
-/// One LSTM cell update for one sequence with Keras's default activations (recurrent sigmoid,
-/// tanh), AVX-512: z [4u] holds the pre-activations i, f, c, o; c [u] is updated in
-/// place; h [u] receives the new hidden state; gi/gf/gg/go [u] receive the gate values.
-/// Same Cephes exp as the Swift FastMath (relative error about 2e-7).
-void gs_lstm_cell_sigmoid_tanh(const float *z, int u, float *c, float *h,
-                               float *gi, float *gf, float *gg, float *go);
-
 // ---- LSTM step kernels (lstm_kernels.c) ----------------------------------------------------------
 
 /// Which instruction set the LSTM kernels use on this CPU: 2 AVX-512, 1 AVX2 + FMA, 0 none
