@@ -231,11 +231,11 @@ extension LSTMForward {
             }}}
         }
 
-        try x.withUnsafeBufferPointer { xp in
-        try firstActive.withUnsafeBufferPointer { fa in
-        try active.withUnsafeMutableBufferPointer { act in
-            let maskCopy = mask
-            try maskCopy.withOptionalBuffer { mp in
+        // Nothing below throws: an observer's error is kept in `failure` and thrown after the join.
+        x.withUnsafeBufferPointer { xp in
+        firstActive.withUnsafeBufferPointer { fa in
+        active.withUnsafeMutableBufferPointer { act in
+            mask.withOptionalBuffer { mp in
                 shared.x = xp.baseAddress!
                 shared.xz = xz.base
                 shared.planes = planes.base
