@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "CKernels"),
         .target(name: "GateScopeEngine", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "GateScopeKeras", dependencies: [
-            "GateScopeEngine", "CHDF5",
+            "GateScopeEngine", "GateScopeInput", "CHDF5",
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
         .target(name: "GateScopeONNX", dependencies: [

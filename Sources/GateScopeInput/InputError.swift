@@ -36,14 +36,19 @@ public struct InputError: Error, CustomStringConvertible, LocalizedError, Equata
         if let step { location += location.isEmpty ? "step \(step)" : ", step \(step)" }
         if !location.isEmpty { parts.append(location) }
         parts.append(message)
-        // One line whatever the message quotes: any control character left is escaped, and a
-        // message is never longer than a screenful.
-        let text = Self.escapingControls(parts.joined(separator: ": "))
-        return text.count > Self.maxLength ? String(text.prefix(Self.maxLength - 3)) + "..." : text
+        return Self.oneLine(parts.joined(separator: ": "))
     }
 
     /// The longest `description`, in characters.
     static let maxLength = 600
+
+    /// An error message on one line whatever it quotes: any control character left is escaped,
+    /// and it is never longer than a screenful (`maxLength`). Other modules' errors that quote a
+    /// file (`KerasError`) use it too.
+    public static func oneLine(_ text: String) -> String {
+        let text = escapingControls(text)
+        return text.count > maxLength ? String(text.prefix(maxLength - 3)) + "..." : text
+    }
 
     /// `text` quoted for a message: `'...'`, invisible and control characters escaped, and cut
     /// to `limit` characters (with `...`) so that a hostile file cannot fill the terminal.
@@ -64,8 +69,10 @@ public struct InputError: Error, CustomStringConvertible, LocalizedError, Equata
         return escaped.count > limit ? String(escaped.prefix(limit)) + "..." : escaped
     }
 
+    /// `text` on one line: line breaks, tabs and other control characters (also U+2028/U+2029)
+    /// escaped as in `excerpt`; the rest kept.
     static func escapingControls(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+        guard text.unicodeScalars.contains(where: { escape($0, strict: false) != nil }) else { return text }
         var out = ""
         for scalar in text.unicodeScalars {
             if let escape = escape(scalar, strict: false) { out += escape } else { out.unicodeScalars.append(scalar) }
@@ -84,7 +91,8 @@ public struct InputError: Error, CustomStringConvertible, LocalizedError, Equata
         case "'" where strict: return "\\'"
         default:
             let category = scalar.properties.generalCategory
-            guard category == .control || (strict && (category == .format || category == .nonspacingMark)) else { return nil }
+            let breaksLines = category == .lineSeparator || category == .paragraphSeparator
+            guard category == .control || breaksLines || (strict && (category == .format || category == .nonspacingMark)) else { return nil }
             return "\\u{\(String(scalar.value, radix: 16))}"
         }
     }

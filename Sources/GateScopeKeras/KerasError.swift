@@ -1,4 +1,5 @@
 import GateScopeEngine
+import GateScopeInput
 
 /// Errors raised while reading a Keras model file; `description` is one line that starts with the file.
 public enum KerasError: Error, CustomStringConvertible, Equatable {
@@ -24,21 +25,8 @@ public enum KerasError: Error, CustomStringConvertible, Equatable {
     case model(file: String, EngineError)
 
     /// The message on one line: names from a damaged file may hold control characters, so those
-    /// are escaped (\n, \t, \u{1B}, ...) and a very long message is cut.
-    public var description: String {
-        var line = ""
-        for scalar in message.unicodeScalars {
-            switch scalar {
-            case "\n": line += "\\n"
-            case "\r": line += "\\r"
-            case "\t": line += "\\t"
-            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}":
-                line += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
-            default: line.unicodeScalars.append(scalar)
-            }
-        }
-        return line.count > 600 ? String(line.prefix(600)) + "..." : line
-    }
+    /// are escaped (\n, \t, \u{1b}, ...) and a very long message is cut, as `InputError` does.
+    public var description: String { InputError.oneLine(message) }
 
     private var message: String {
         switch self {
