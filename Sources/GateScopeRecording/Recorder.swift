@@ -37,6 +37,8 @@ public struct RecordOptions: Sendable, Equatable {
     /// Store the per-unit summaries, pair moments and spans (what `stats` and the summary-backed
     /// queries read) but no gate rows (`--summaries-only`): the engine, not SQLite, sets the pace.
     public var summariesOnly = false
+    /// The kernels a stored run was recorded with (`fromParams`; nil for runs from before they were stored).
+    var recordedKernels: String?
 
     /// A part of the input by sequence index.
     public struct Shard: Sendable, Equatable {
@@ -74,11 +76,6 @@ public struct RecordOptions: Sendable, Equatable {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// The `kernels` entry of stored params (nil for runs recorded before it was stored).
-    static func storedKernels(_ json: String) -> String? {
-        (try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?["kernels"] as? String
-    }
-
     /// Reads the options stored by `paramsJSON` (for `--resume`).
     static func fromParams(_ json: String) throws -> RecordOptions {
         guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
@@ -95,6 +92,7 @@ public struct RecordOptions: Sendable, Equatable {
         if let c = (object["commit_rows"] as? NSNumber)?.intValue { o.commitRows = c }
         if let s = object["shard"] as? [NSNumber], s.count == 2 { o.shard = Shard(index: s[0].intValue, count: s[1].intValue) }
         o.summariesOnly = (object["summaries_only"] as? NSNumber)?.boolValue ?? false
+        o.recordedKernels = object["kernels"] as? String
         return o
     }
 }
@@ -224,7 +222,7 @@ public enum Recorder {
             if stored.summariesOnly {
                 throw RecordingError("run \(runID) has summaries only (--summaries-only): they cannot be rebuilt from stored rows, so it cannot be resumed; record it again")
             }
-            if let kernels = RecordOptions.storedKernels(info.params), kernels != KernelPath.current.rawValue,
+            if let kernels = stored.recordedKernels, kernels != KernelPath.current.rawValue,
                kernels == KernelPath.portable.rawValue || KernelPath.current == .portable {
                 throw RecordingError("run \(runID) was recorded with the \(kernels) kernels, this machine runs \(KernelPath.current.rawValue); its values would differ in the last bits, so resume it where it was recorded (or set GATESCOPE_KERNELS=\(kernels == "portable" ? "off" : kernels))")
             }
