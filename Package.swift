@@ -4,7 +4,8 @@ import PackageDescription
 // Targets, one job each (see README "Architecture"):
 //   CSQLite, CHDF5, CBLAS   system libraries from apt (sqlite3, libhdf5, OpenBLAS)
 //   CSQLiteChecksum         page checksums for SQLite (a VFS shim), so damaged pages are never read
-//   CKernels                AVX-512 matrix kernel for the engine's packed weights
+//   CKernels                AVX-512 / AVX2 kernels of the engine (packed weights, LSTM steps, thread team)
+//   CSummaries              the recorder's exact per-value loops (unit summaries, pair products)
 //   GateScopeEngine         Keras-exact forward pass, gate observer; no I/O, no storage
 //   GateScopeKeras          .keras / legacy .h5 import into engine models
 //   GateScopeONNX           .onnx import into the same engine graph (protobuf code generated, committed)
@@ -42,6 +43,8 @@ let package = Package(
         .target(name: "CSQLiteChecksum", dependencies: ["CSQLite"]),
         // AVX-512 matrix kernel for packed weights (runtime-dispatched; OpenBLAS otherwise).
         .target(name: "CKernels"),
+        // Exact per-unit summaries and the exact rank-k update of the pair moments (plain C loops).
+        .target(name: "CSummaries"),
         .target(name: "GateScopeEngine", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "GateScopeKeras", dependencies: [
             "GateScopeEngine", "GateScopeInput", "CHDF5",
@@ -59,7 +62,7 @@ let package = Package(
         ]),
         .target(
             name: "GateScopeStore",
-            dependencies: ["GateScopeEngine", "GateScopeInput", "CSQLite", "CSQLiteChecksum", "CBLAS"],
+            dependencies: ["GateScopeEngine", "GateScopeInput", "CSQLite", "CSQLiteChecksum", "CSummaries"],
             plugins: ["EmbedSQLPlugin"]
         ),
         .target(name: "GateScopeRecording", dependencies: ["GateScopeEngine", "GateScopeInput", "GateScopeStore"]),
@@ -88,7 +91,7 @@ let package = Package(
         .testTarget(name: "GateScopeKerasTests", dependencies: ["GateScopeKeras", "GateScopeEngine", "GateScopeInput"],
                     path: "Tests/GateScopeKerasTests"),
         .testTarget(name: "GateScopeInputTests", dependencies: ["GateScopeInput"]),
-        .testTarget(name: "GateScopeStoreTests", dependencies: ["GateScopeStore", "GateScopeRecording", "GateScopeFormat", "GateScopeKeras", "GateScopeInput"]),
+        .testTarget(name: "GateScopeStoreTests", dependencies: ["GateScopeStore", "CSummaries", "CBLAS", "GateScopeRecording", "GateScopeFormat", "GateScopeKeras", "GateScopeInput"]),
         .testTarget(name: "GateScopePlotTests", dependencies: ["GateScopePlot"]),
         .testTarget(name: "GateScopeCLITests", dependencies: ["gatescope"]),
     ],

@@ -164,6 +164,43 @@ final class Session {
         return try consume(ready: ready, pool: pool)
     }
 
+    /// Adds each sequence of the batch (from `startSequence` on) to the summaries, pair moments and
+    /// spans; every one of them is exact, so the order does not show in the results. With summaries
+    /// only, two parts run at once (the writer thread has no SQL to wait on): each takes half of
+    /// every layer's units, one the pair moments and the other the spans, so no state is shared.
+    func accumulate(_ buf: BatchBuffer) {
+        let t0 = timings.enabled ? DispatchTime.now().uptimeNanoseconds : 0
+        // Sequences before the resume point lead the batch (the input is in order).
+        guard let first = (0..<buf.count).first(where: { buf.indices[$0] >= startSequence }) else { return }
+        let seqIDs = buf.indices[first..<buf.count].map { Int64($0) }
+        let parts = options.summariesOnly ? 2 : 1
+        let acc = summaries, pairs = extras.pairs, spans = extras.spans
+        buf.gates.withUnsafeBufferPointer { gp in
+            buf.active.withUnsafeBufferPointer { ap in
+                let part = { (part: Int) in
+                    for li in self.units.indices {
+                        let active = ap.baseAddress! + first * buf.activeStride + buf.activeOffset[li]
+                        let values = gp.baseAddress! + first * buf.seqStride + buf.layerOffset[li]
+                        let steps = buf.layerTime[li], u = self.units[li]
+                        acc.add(layer: li, units: (u * part / parts)..<(u * (part + 1) / parts), sequences: seqIDs.count,
+                                steps: steps, values: values, valueStride: buf.seqStride, active: active, activeStride: buf.activeStride)
+                        if part == 0 {
+                            for s in seqIDs.indices {
+                                pairs.add(layer: li, steps: steps, values: values + s * buf.seqStride, active: active + s * buf.activeStride)
+                            }
+                        }
+                        if part == parts - 1 {
+                            spans.add(layer: li, seqIDs: seqIDs, steps: steps, values: values, valueStride: buf.seqStride,
+                                      active: active, activeStride: buf.activeStride)
+                        }
+                    }
+                }
+                if parts == 1 { part(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: part) }
+            }
+        }
+        if timings.enabled { timings.add(\.summaries, since: t0) }
+    }
+
     /// The write loop (this thread owns the database connection, through the writer).
     func consume(ready: Handoff<Item>, pool: Handoff<BatchBuffer>) throws -> RecordResult {
         let started = Date()
@@ -209,6 +246,7 @@ final class Session {
                 case let .batch(b):
                     buf = b
                 }
+                if options.summariesOnly { accumulate(buf) }
                 for b in 0..<buf.count where buf.indices[b] >= startSequence {
                     _ = try writer.append(buf, sequence: b, nameOf: { names[$0] })
                     if writer.uncommittedRows >= options.commitRows { try commit() }
@@ -331,36 +369,10 @@ final class Producer: @unchecked Sendable {
         // The engine runs on its own worker beside the SQLite writer: one thread each, since
         // idle BLAS threads would spin on the core SQLite needs.
         _ = try session.model.run(values, lengths: graphInputs.indices.map { byModelIndex[$0]?.lengths }, observer: capture, threads: 1)
-        let t1 = session.timings.enabled ? DispatchTime.now().uptimeNanoseconds : 0
-        accumulate(buffer)
-        if session.timings.enabled {
-            session.timings.add(\.engine, since: t0, until: t1)
-            session.timings.add(\.summaries, since: t1)
-        }
-    }
-
-    /// Adds the batch's rows to the summaries in primary-key order (seq, layer, step, unit), and
-    /// each sequence to the pair moments and spans.
-    func accumulate(_ buf: BatchBuffer) {
-        let acc = session.summaries
-        let extras = session.extras
-        let layerCount = session.units.count
-        buf.gates.withUnsafeBufferPointer { gp in
-            buf.active.withUnsafeBufferPointer { ap in
-                for b in 0..<buf.count where buf.indices[b] >= session.startSequence {
-                    for li in 0..<layerCount {
-                        let u = session.units[li], width = session.planes[li]
-                        let activeBase = b * buf.activeStride + buf.activeOffset[li]
-                        let layerBase = gp.baseAddress! + b * buf.seqStride + buf.layerOffset[li]
-                        for t in 0..<buf.layerTime[li] where ap[activeBase + t] {
-                            let p = layerBase + t * u * width
-                            for unit in 0..<u { acc.add(layer: li, unit: unit, p + unit * width) }
-                        }
-                        extras.add(layer: li, seqID: Int64(buf.indices[b]), steps: buf.layerTime[li], values: layerBase, active: ap.baseAddress! + activeBase)
-                    }
-                }
-            }
-        }
+        if session.timings.enabled { session.timings.add(\.engine, since: t0) }
+        // With rows to store, SQLite is the slower side, so the worker summarizes; with summaries
+        // only, the writer thread has nothing else to do and summarizes while the engine runs.
+        if !session.options.summariesOnly { session.accumulate(buffer) }
     }
 }
 
@@ -382,7 +394,7 @@ final class Timings: @unchecked Sendable {
     func print(total: UInt64) {
         guard enabled else { return }
         func s(_ n: UInt64) -> String { String(format: "%.3f s", Double(n) / 1e9) }
-        FileHandle.standardError.write(Data("timing: writer \(s(total)) (waiting for the engine \(s(waitEngine)), commits \(s(commit))); worker: engine \(s(engine)), summaries \(s(summaries))\n".utf8))
+        FileHandle.standardError.write(Data("timing: writer \(s(total)) (waiting for the engine \(s(waitEngine)), commits \(s(commit))); engine \(s(engine)), summaries \(s(summaries))\n".utf8))
     }
 }
 

@@ -1,4 +1,4 @@
-import CBLAS
+import CSummaries
 import CSQLite
 import Foundation
 
@@ -58,7 +58,7 @@ extension DoubleDouble {
 /// recorder's side; `PairScan` is the row-by-row side with the same result).
 ///
 /// h is split into 20-bit integer halves `q = A1 * 2^20 + A0` stored as Doubles; a symmetric rank-K
-/// update (BLAS dsyrk) of the rows `[A1 | A0]` then sums products below 2^40, at most 8192 of them
+/// update (`gs_syrk_upper_exact`) of the rows `[A1 | A0]` then sums products below 2^40, at most 8192 of them
 /// before they are moved to Int128 totals, so every partial sum is an integer below 2^53 and the
 /// BLAS result is exact in whatever order it adds. A layer whose h leaves [-1, 1] (a ReLU
 /// SimpleRNN), or with more than `maxUnits` units, keeps no pairs: queries then scan its rows.
@@ -148,8 +148,8 @@ public final class PairAccumulator {
         let n = Int32(2 * l.units)
         l.stage.withUnsafeBufferPointer { a in
             l.block.withUnsafeMutableBufferPointer { c in
-                // C (upper) += A^T A, A = [staged, 2u] row-major.
-                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, Int32(l.staged), 1, a.baseAddress!, n, 1, c.baseAddress!, n)
+                // C (upper) += A^T A, A = [staged, 2u] row-major; exact, so any path gives the same.
+                gs_syrk_upper_exact(gs_syrk_path(), a.baseAddress!, Int32(l.staged), n, c.baseAddress!)
             }
         }
         l.sinceFlush += l.staged

@@ -1,4 +1,5 @@
 import CSQLite
+import CSummaries
 import Foundation
 
 /// The longest span of one unit at one threshold: a maximal run of consecutive computed steps of
@@ -30,8 +31,9 @@ public struct Span: Equatable, Sendable {
 /// minimum of the widest interval around it whose values are all >= v_i; that interval lies above
 /// every threshold below v_i, and the longest span above t is the widest such interval with
 /// v_i > t (an interval that is not a whole span is shorter than the span containing it). A step
-/// starts a span at the thresholds in [v_{i-1}, v_i). So one pass per sequence and unit, plus one
-/// pass over the thresholds, gives every threshold's answer.
+/// starts a span at the thresholds in [v_{i-1}, v_i). So one pass per sequence and unit (the C loop
+/// `gs_spans_add` keeps, per level, the best interval of that minimum and the start differences),
+/// plus one pass over the thresholds when the spans are read, gives every threshold's answer.
 public final class SpanAccumulator {
     /// Thresholds k/100 for k in 0...100.
     public static let grid = 100
@@ -41,105 +43,60 @@ public final class SpanAccumulator {
         let units: Int
         let plane: Int?   // memory gate plane, nil: no spans (SimpleRNN)
         let width: Int
-        var spans: [Span]  // [unit, k]
+        let spans: UnsafeMutablePointer<gs_span>  // [unit, k], raw: see gs_spans_add
         init(units: Int, plane: Int?, width: Int) {
             self.units = units
             self.plane = plane
             self.width = width
-            spans = [Span](repeating: Span(), count: plane == nil ? 0 : units * (SpanAccumulator.grid + 1))
+            let count = plane == nil ? 0 : units * (SpanAccumulator.grid + 1)
+            spans = .allocate(capacity: Swift.max(count, 1))
+            spans.initialize(repeating: gs_span(), count: Swift.max(count, 1))
         }
+        deinit { spans.deallocate() }
     }
 
     let layers: [Layer]
-    // Scratch per sequence, grown as needed.
-    private var kmax: [Int] = []
-    private var left: [Int] = []
-    private var stack: [Int] = []
-    private var best = [Span](repeating: Span(), count: grid + 1)
-    private var starts = [Int64](repeating: 0, count: grid + 2)
+    /// Per-sequence scratch of the C loop (3 * steps + 1 ints), grown as needed.
+    private var scratch: [Int32] = []
 
     /// Spans for layers of `units` units whose memory gate is plane `memoryPlane` (nil: none) of `width`.
     public init(units: [Int], memoryPlane: [Int?], width: [Int]) {
+        precondition(Self.grid == Int(GS_SPAN_GRID), "the C span loop has another grid")
         layers = units.indices.map { Layer(units: units[$0], plane: memoryPlane[$0], width: width[$0]) }
     }
 
     /// Whether layer `li` has a memory gate.
     public func hasSpans(layer li: Int) -> Bool { layers[li].plane != nil }
 
-    /// The largest k with k/100 < v, or -1.
-    @inline(__always)
-    static func thresholdIndex(below v: Double) -> Int {
-        if !(v > 0) { return -1 }
-        if v > 1 { return grid }
-        var k = Int((v * Double(grid)).rounded(.up)) - 1
-        k = Swift.max(-1, Swift.min(grid, k))
-        while k >= 0 && !(thresholds[k] < v) { k -= 1 }
-        while k < grid && thresholds[k + 1] < v { k += 1 }
-        return k
-    }
-
     /// Adds one sequence (`seqID`) of layer `li`: `values` is `[steps, units, width]`, `active[t]`
     /// says whether step t was computed (an inactive step ends a span, as a missing row does).
     public func add(layer li: Int, seqID: Int64, steps: Int, values: UnsafePointer<Float>, active: UnsafePointer<Bool>) {
+        add(layer: li, seqIDs: [seqID], steps: steps, values: values, valueStride: 0, active: active, activeStride: 0)
+    }
+
+    /// Adds sequences `seqIDs` of layer `li`, laid out as in `SummaryAccumulator.add(layer:units:...)`.
+    public func add(layer li: Int, seqIDs: [Int64], steps: Int, values: UnsafePointer<Float>, valueStride: Int,
+                    active: UnsafePointer<Bool>, activeStride: Int) {
         let l = layers[li]
         guard let plane = l.plane, steps > 0 else { return }
-        let u = l.units, w = l.width
-        if kmax.count < steps {
-            kmax = [Int](repeating: 0, count: steps)
-            left = [Int](repeating: 0, count: steps)
-        }
-        for unit in 0..<u {
-            let p = values + unit * w + plane
-            let rowStride = u * w
-            var top = -1
-            for t in 0..<steps {
-                kmax[t] = active[t] ? Self.thresholdIndex(below: Double(p[t * rowStride])) : -1
-                top = Swift.max(top, kmax[t])
-            }
-            guard top >= 0 else { continue }
-            for k in 0...top { best[k] = Span() }
-            for k in 0...(top + 1) { starts[k] = 0 }
-            // Nearest step to the left with a smaller level (or a break), by a monotonic stack;
-            // popping step j at t means step t is the first one right of j with a smaller level.
-            stack.removeAll(keepingCapacity: true)
-            for t in 0...steps {
-                let level = t < steps ? kmax[t] : -1
-                // Comparing thresholds indices instead of values is enough: a span at threshold k
-                // only asks whether each value is above k/100.
-                while let j = stack.last, kmax[j] > level {
-                    stack.removeLast()
-                    let from = left[j] + 1, length = t - from
-                    let k = kmax[j]
-                    let candidate = Span(longest: Int32(length), seqID: seqID, firstStep: Int32(from), count: 0)
-                    best[k].merge(candidate)
-                }
-                guard t < steps else { break }
-                left[t] = stack.last.map { kmax[$0] < level ? $0 : left[$0] } ?? -1
-                if level >= 0 {
-                    let previous = t > 0 ? kmax[t - 1] : -1
-                    if level > previous {
-                        starts[previous + 1] += 1
-                        starts[level + 1] -= 1
-                    }
-                }
-                stack.append(t)
-            }
-            // best[k] holds intervals whose minimum level is k; they are spans of every k' <= k.
-            let base = unit * (Self.grid + 1)
-            var suffix = Span()
-            // Prefix sums of the start differences: spans of this sequence at each threshold.
-            for k in 1...(top + 1) { starts[k] += starts[k - 1] }
-            for k in stride(from: top, through: 0, by: -1) {
-                suffix.merge(best[k])
-                var s = suffix
-                s.count = starts[k]
-                l.spans[base + k].merge(s)
+        if scratch.count < 3 * steps + 1 { scratch = [Int32](repeating: 0, count: 3 * steps + 1) }
+        Self.thresholds.withUnsafeBufferPointer { thresholds in
+            scratch.withUnsafeMutableBufferPointer { work in
+                gs_spans_add(l.spans, Int32(l.units), Int32(l.width), Int32(plane), thresholds.baseAddress!, Int32(seqIDs.count),
+                             seqIDs, Int32(steps), values, valueStride, active, activeStride, work.baseAddress!)
             }
         }
     }
 
     /// The spans of layer `li`, `[unit, k]`, nil when it has no memory gate.
-    public func spans(layer li: Int) -> [Span]? { layers[li].plane == nil ? nil : layers[li].spans }
+    public func spans(layer li: Int) -> [Span]? {
+        let l = layers[li]
+        guard l.plane != nil else { return nil }
+        let count = l.units * (Self.grid + 1)
+        var out = [gs_span](repeating: gs_span(), count: count)
+        gs_spans_finish(l.spans, Int32(l.units), &out)
+        return out.map { Span(longest: $0.longest, seqID: $0.seq_id, firstStep: $0.first_step, count: $0.count) }
+    }
 }
 
 extension SpanAccumulator {

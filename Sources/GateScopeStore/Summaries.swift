@@ -1,4 +1,5 @@
 import CSQLite
+import CSummaries
 import Foundation
 import GateScopeEngine
 
@@ -307,36 +308,19 @@ enum HistogramGrid {
     }
 }
 
-/// Accumulates `GateSummary` values for many (layer, unit) pairs with flat buffers (the recorder's hot path).
-/// Gives the same results as `GateSummary.add` value by value in the same order.
+/// Accumulates `GateSummary` values for many (layer, unit) pairs in flat tables that the C loop
+/// of CSummaries fills (the recorder's hot path). Gives the same results as `GateSummary.add`
+/// value by value, in any order: every part of a summary is exact.
 ///
-/// Each recorded layer has the gates of its cell (`Gate.of(cell)`, in plane order). Layout:
-/// value slot `v = valueBase[layer] + unit * width[layer] + gate` for the moments; histogram
-/// counts at `histBase[layer] + unit * histStride[layer] + histOffset[layer][gate] + bin`.
+/// Each recorded layer has the gates of its cell (`Gate.of(cell)`, in plane order); the tables of
+/// layer `li` are described by `tables[li]` (value slot `unit * width + gate`).
 public final class SummaryAccumulator {
     /// Recorded layers: layer_id, units and the gates of each.
     let layerIDs: [Int]
     let units: [Int]
     let gates: [[Gate]]
-    /// Largest gate count of any cell (the stride of the per-gate tables).
-    static let maxWidth = CellKind.allCases.map { $0.gates.count }.max()!
-    // Raw buffers: this loop runs for every stored value, and Swift arrays held by a class would
-    // pay an exclusivity check per access.
-    let width: UnsafeMutablePointer<Int>        // [layer]
-    let valueBase: UnsafeMutablePointer<Int>    // [layer]
-    let histBase: UnsafeMutablePointer<Int>     // [layer]
-    let histStride: UnsafeMutablePointer<Int>   // [layer]
-    let histOffset: UnsafeMutablePointer<Int>   // [layer * maxWidth + gate], -1 without a grid
-    let gridLow: UnsafeMutablePointer<Int>      // [layer * maxWidth + gate]: 0 or -1000
-    let n: UnsafeMutablePointer<Int64>          // [layer unit slot]
-    let slotBase: [Int]                         // first unit slot of each layer
-    let sums: UnsafeMutablePointer<Int64>       // [value slot * ExactSums.width]
-    let minV: UnsafeMutablePointer<Double>
-    let maxV: UnsafeMutablePointer<Double>
-    let hist: UnsafeMutablePointer<Int64>
-    let edges01: UnsafeMutablePointer<Double>   // the 1001 edges of [0, 1]
-    let edges11: UnsafeMutablePointer<Double>   // the 2001 edges of [-1, 1]
-    var edges: [Int: Int64] = [:]               // key: value slot << 12 | k
+    /// One C table descriptor per recorded layer (pointers into `allocations`).
+    let tables: UnsafeMutablePointer<gs_summary_layer>
     let allocations: [UnsafeMutableRawPointer]
 
     /// Empty summaries for the recorded layers (`layerIDs`, with their units and cells).
@@ -351,39 +335,38 @@ public final class SummaryAccumulator {
             raw.append(UnsafeMutableRawPointer(p))
             return p
         }
-        let layers = units.count, mw = Self.maxWidth
-        width = buffer(layers, 0); valueBase = buffer(layers, 0)
-        histBase = buffer(layers, 0); histStride = buffer(layers, 0)
-        histOffset = buffer(layers * mw, -1); gridLow = buffer(layers * mw, 0)
-        var values = 0, histTotal = 0, slots = 0
-        var bases: [Int] = []
-        for li in 0..<layers {
-            width[li] = gates[li].count
-            valueBase[li] = values
-            values += units[li] * gates[li].count
-            histBase[li] = histTotal
+        let edges01 = buffer(1001, 0.0), edges11 = buffer(2001, 0.0)
+        for k in 0...1000 { edges01[k] = Double(k) / 1000.0 }
+        for k in 0...2000 { edges11[k] = Double(-1000 + k) / 1000.0 }
+        tables = UnsafeMutablePointer<gs_summary_layer>.allocate(capacity: Swift.max(units.count, 1))
+        raw.append(UnsafeMutableRawPointer(tables))
+        for li in units.indices {
+            let u = units[li], w = gates[li].count
+            precondition(w <= Int(GS_MAX_WIDTH), "a cell of \(w) planes is wider than the summary tables")
+            var offsets = [Int32](repeating: -1, count: Int(GS_MAX_WIDTH)), lows = [Int32](repeating: 0, count: Int(GS_MAX_WIDTH))
             var stride = 0
             for (g, gate) in gates[li].enumerated() {
                 guard let grid = gate.grid else { continue }
-                histOffset[li * mw + g] = stride
-                gridLow[li * mw + g] = grid.lowerBound
+                offsets[g] = Int32(stride)
+                lows[g] = Int32(grid.lowerBound)
                 stride += grid.count - 1 + 2
             }
-            histStride[li] = stride
-            histTotal += stride * units[li]
-            bases.append(slots)
-            slots += units[li]
+            var t = gs_summary_layer()
+            t.units = Int32(u)
+            t.width = Int32(w)
+            t.n = buffer(u, Int64(0))
+            t.sums = buffer(u * w * ExactSums.width, Int64(0))
+            t.min = buffer(u * w, Double.infinity)
+            t.max = buffer(u * w, -Double.infinity)
+            t.hist = buffer(u * stride, Int64(0))
+            t.hist_stride = Int32(stride)
+            withUnsafeMutableBytes(of: &t.hist_offset) { $0.copyBytes(from: offsets.withUnsafeBytes { Array($0) }) }
+            withUnsafeMutableBytes(of: &t.grid_low) { $0.copyBytes(from: lows.withUnsafeBytes { Array($0) }) }
+            t.edge_eq = buffer(u * w * Int(GS_EDGE_SLOTS), Int64(0))
+            t.edges01 = UnsafePointer(edges01)
+            t.edges11 = UnsafePointer(edges11)
+            (tables + li).initialize(to: t)
         }
-        slotBase = bases
-        n = buffer(slots, 0)
-        sums = buffer(values * ExactSums.width, 0)
-        minV = buffer(values, .infinity)
-        maxV = buffer(values, -.infinity)
-        hist = buffer(histTotal, 0)
-        edges01 = buffer(1001, 0)
-        edges11 = buffer(2001, 0)
-        for k in 0...1000 { edges01[k] = Double(k) / 1000.0 }
-        for k in 0...2000 { edges11[k] = Double(-1000 + k) / 1000.0 }
         allocations = raw
     }
 
@@ -391,58 +374,42 @@ public final class SummaryAccumulator {
         for p in allocations { p.deallocate() }
     }
 
-    /// Blob slot of `v` on a grid with `bins` bins starting at thousandth `lo`, and the edge it equals.
-    @inline(__always)
-    static func locate(_ v: Double, lo: Int, bins: Int, edges: UnsafeMutablePointer<Double>) -> (slot: Int, onEdge: Int) {
-        if !(v >= edges[0]) { return (0, -1) }
-        if v >= edges[bins] { return (bins + 1, v == edges[bins] ? bins : -1) }
-        var k = Int((v * 1000).rounded(.down)) - lo
-        if k < 0 { k = 0 } else if k >= bins { k = bins - 1 }
-        while v < edges[k] { k -= 1 }
-        while v >= edges[k + 1] { k += 1 }
-        return (1 + k, v == edges[k] ? k : -1)
+    /// Adds units `range` of `sequences` sequences of recorded layer `li`: sequence s has its
+    /// `[steps, units, planes]` values at `values + s * valueStride`, and `active[s * activeStride + t]`
+    /// says whether its step t was computed. Disjoint unit ranges may run at once.
+    public func add(layer li: Int, units range: Range<Int>, sequences: Int = 1, steps: Int,
+                    values: UnsafePointer<Float>, valueStride: Int = 0, active: UnsafePointer<Bool>, activeStride: Int = 0) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= units[li], "units \(range) of a layer of \(units[li])")
+        gs_summary_add(tables + li, Int32(sequences), Int32(steps), values, valueStride, active, activeStride,
+                       Int32(range.lowerBound), Int32(range.upperBound))
     }
 
     /// Adds one row of recorded layer `layer` (position in `layerIDs`): `values` holds its
     /// cell's gates in plane order.
-    @inline(__always)
     public func add(layer li: Int, unit: Int, _ values: UnsafePointer<Float>) {
-        let slot = slotBase[li] + unit
-        n[slot] += 1
-        let w = width[li]
-        let vBase = valueBase[li] + unit * w
-        let hBase = histBase[li] + unit * histStride[li]
-        let tables = li * Self.maxWidth
-        for gate in 0..<w {
-            let v = Double(values[gate])
-            let at = vBase + gate
-            ExactSums.add(values[gate], into: sums + at * ExactSums.width)
-            if v < minV[at] { minV[at] = v }
-            if v > maxV[at] { maxV[at] = v }
-            let offset = histOffset[tables + gate]
-            guard offset >= 0 else { continue }
-            let (s, e) = gridLow[tables + gate] == 0
-                ? Self.locate(v, lo: 0, bins: 1000, edges: edges01)
-                : Self.locate(v, lo: -1000, bins: 2000, edges: edges11)
-            hist[hBase + offset + s] += 1
-            if e >= 0 { edges[at << 12 | e, default: 0] += 1 }
-        }
+        precondition(unit >= 0 && unit < units[li], "unit \(unit) of a layer of \(units[li])")
+        gs_summary_add_row(tables + li, Int32(unit), values)
     }
 
     /// The summary of one unit and gate (index into the layer's `gates`).
     func summary(layer li: Int, unit: Int, gate g: Int) -> GateSummary {
         let gate = gates[li][g]
+        let t = tables[li]
         var s = GateSummary(gate: gate)
-        let at = valueBase[li] + unit * width[li] + g
-        s.n = n[slotBase[li] + unit]
-        s.sums = ExactSums(copying: sums + at * ExactSums.width)
-        s.min = minV[at]
-        s.max = maxV[at]
-        let offset = histOffset[li * Self.maxWidth + g]
+        let at = unit * Int(t.width) + g
+        s.n = t.n[unit]
+        s.sums = ExactSums(copying: t.sums + at * ExactSums.width)
+        s.min = t.min[at]
+        s.max = t.max[at]
+        let offset = withUnsafeBytes(of: t.hist_offset) { Int($0.load(fromByteOffset: g * 4, as: Int32.self)) }
         if offset >= 0, let grid = gate.grid {
-            let start = histBase[li] + unit * histStride[li] + offset
-            s.histogram = Array(UnsafeBufferPointer(start: hist + start, count: grid.count - 1 + 2))
-            for k in 0...s.binCount { if let c = edges[at << 12 | k] { s.edgeEqual[k] = c } }
+            let start = unit * Int(t.hist_stride) + offset
+            s.histogram = Array(UnsafeBufferPointer(start: t.hist + start, count: grid.count - 1 + 2))
+            let step = Int(GS_EDGE_STEP)
+            for j in 0...(s.binCount / step) {
+                let c = t.edge_eq[at * Int(GS_EDGE_SLOTS) + j]
+                if c != 0 { s.edgeEqual[j * step] = c }
+            }
         }
         return s
     }

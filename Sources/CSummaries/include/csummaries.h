@@ -1,0 +1,80 @@
+#ifndef GATESCOPE_CSUMMARIES_H
+#define GATESCOPE_CSUMMARIES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// The recorder's per-value hot loops (GateScopeStore's SummaryAccumulator and PairAccumulator):
+// plain C so that one pass over a sequence keeps each unit's tables in L1 and pays no Swift
+// exclusivity checks. Every result is exact, so the order of the loops does not show in it.
+
+/// Buckets of one value's exact Σx and Σx² (`ExactSums.width`): 256 linear, then 536 square.
+#define GS_SUM_LINEAR 256
+#define GS_SUM_WIDTH (256 + 536)
+/// Grid edges a float32 can equal exactly: the multiples of 1/8 (k/1000 with 125 | k), 17 on [-1, 1].
+#define GS_EDGE_STEP 125
+#define GS_EDGE_SLOTS 17
+/// Most planes a cell has.
+#define GS_MAX_WIDTH 8
+
+/// One recorded layer's summary tables (owned by the Swift side).
+typedef struct {
+    int units;                       // units of the layer
+    int width;                       // planes per unit (<= GS_MAX_WIDTH)
+    int64_t *n;                      // [units] values per plane
+    int64_t *sums;                   // [units * width * GS_SUM_WIDTH]
+    double *min;                     // [units * width]
+    double *max;                     // [units * width]
+    int64_t *hist;                   // [units * hist_stride]
+    int hist_stride;                 // histogram slots per unit
+    int hist_offset[GS_MAX_WIDTH];   // start of plane g's slots in a unit's histogram, -1: none
+    int grid_low[GS_MAX_WIDTH];      // first edge in thousandths: 0 or -1000
+    int64_t *edge_eq;                // [units * width * GS_EDGE_SLOTS] values equal to edge 125*j
+    const double *edges01;           // the 1001 edges k/1000 of [0, 1]
+    const double *edges11;           // the 2001 edges of [-1, 1]
+} gs_summary_layer;
+
+/// Adds units [unit0, unit1) of `sequences` sequences to `l`: sequence s has its values
+/// [steps, units, width] at values + s * value_stride, and active[s * active_stride + t] says
+/// whether its step t was computed (inactive steps add nothing).
+void gs_summary_add(const gs_summary_layer *l, int sequences, int steps, const float *values, size_t value_stride,
+                    const bool *active, size_t active_stride, int unit0, int unit1);
+
+/// Adds one row of `unit`: its `width` planes at `row`.
+void gs_summary_add_row(const gs_summary_layer *l, int unit, const float *row);
+
+/// The longest span of one unit at one threshold (GateScopeStore's `Span`).
+typedef struct {
+    int32_t longest;     // steps in the longest span, 0: none
+    int32_t first_step;  // where it starts (the earliest on ties)
+    int64_t seq_id;
+    int64_t count;       // spans in all
+} gs_span;
+
+/// Thresholds of the span grid: k / GS_SPAN_GRID for k in 0...GS_SPAN_GRID.
+#define GS_SPAN_GRID 100
+
+/// Adds `sequences` sequences of one layer to the raw table `spans` [units, GS_SPAN_GRID + 1]
+/// (zeros at first; per level, the best interval whose minimum is that level, and the count
+/// differences: read it through gs_spans_finish): sequence s is
+/// seq_ids[s], with values and active laid out as in gs_summary_add; the memory gate is plane
+/// `plane`. `thresholds` holds the GS_SPAN_GRID + 1 thresholds; `scratch` 3 * steps + 1 ints.
+void gs_spans_add(gs_span *spans, int units, int width, int plane, const double *thresholds, int sequences,
+                  const int64_t *seq_ids, int steps, const float *values, size_t value_stride,
+                  const bool *active, size_t active_stride, int *scratch);
+
+/// The spans of every threshold from a raw table: out[unit, k] = the best of raw[unit, k' >= k],
+/// with count = the sum of raw counts at k' <= k.
+void gs_spans_finish(const gs_span *raw, int units, gs_span *out);
+
+/// Exact symmetric rank-k update of the upper triangle: c[n, n] += a^T a, a = [k, n] row-major,
+/// c row-major with row stride n. Exact (and so equal on every path) when every partial sum is an
+/// integer below 2^53, as PairAccumulator's are. path: 2 AVX-512, 1 AVX2 + FMA, 0 portable; a path
+/// the CPU lacks runs the best one it has. Entries below the diagonal may change too.
+void gs_syrk_upper_exact(int path, const double *a, int k, int n, double *c);
+
+/// The best path of gs_syrk_upper_exact on this CPU (2, 1 or 0).
+int gs_syrk_path(void);
+
+#endif
