@@ -60,7 +60,7 @@ extension DoubleDouble {
 /// h is split into 20-bit integer halves `q = A1 * 2^20 + A0` stored as Doubles; a symmetric rank-K
 /// update (`gs_syrk_upper_exact`) of the rows `[A1 | A0]` then sums products below 2^40, at most 8192 of them
 /// before they are moved to Int128 totals, so every partial sum is an integer below 2^53 and the
-/// BLAS result is exact in whatever order it adds. A layer whose h leaves [-1, 1] (a ReLU
+/// product is exact in whatever order it adds. A layer whose h leaves [-1, 1] (a ReLU
 /// SimpleRNN), or with more than `maxUnits` units, keeps no pairs: queries then scan its rows.
 public final class PairAccumulator {
     /// Largest layer for which pairs are kept ((2u)^2 Doubles of block sums).

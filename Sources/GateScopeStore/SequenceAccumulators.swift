@@ -29,16 +29,8 @@ public final class SequenceAccumulators {
     /// Adds one sequence of layer `li`: `values` is `[steps, units, planes]`, `active[t]` whether
     /// step t was computed.
     public func add(layer li: Int, seqID: Int64, steps: Int, values: UnsafePointer<Float>, active: UnsafePointer<Bool>) {
-        add(layer: li, seqIDs: [seqID], steps: steps, values: values, valueStride: 0, active: active, activeStride: 0)
-    }
-
-    /// Adds sequences `seqIDs` of layer `li`, laid out as in `SummaryAccumulator.add(layer:units:...)`.
-    public func add(layer li: Int, seqIDs: [Int64], steps: Int, values: UnsafePointer<Float>, valueStride: Int,
-                    active: UnsafePointer<Bool>, activeStride: Int) {
-        for s in seqIDs.indices {
-            pairs.add(layer: li, steps: steps, values: values + s * valueStride, active: active + s * activeStride)
-        }
-        spans.add(layer: li, seqIDs: seqIDs, steps: steps, values: values, valueStride: valueStride, active: active, activeStride: activeStride)
+        pairs.add(layer: li, steps: steps, values: values, active: active)
+        spans.add(layer: li, seqID: seqID, steps: steps, values: values, active: active)
     }
 
     /// Writes what each layer keeps and marks `layers.pairs_stored` / `spans_stored`.

@@ -360,8 +360,9 @@ public final class SummaryAccumulator {
             t.max = buffer(u * w, -Double.infinity)
             t.hist = buffer(u * stride, Int64(0))
             t.hist_stride = Int32(stride)
-            withUnsafeMutableBytes(of: &t.hist_offset) { $0.copyBytes(from: offsets.withUnsafeBytes { Array($0) }) }
-            withUnsafeMutableBytes(of: &t.grid_low) { $0.copyBytes(from: lows.withUnsafeBytes { Array($0) }) }
+            // The fixed-size C arrays arrive as tuples: fill them from the Swift arrays byte for byte.
+            offsets.withUnsafeBytes { src in withUnsafeMutableBytes(of: &t.hist_offset) { $0.copyMemory(from: src) } }
+            lows.withUnsafeBytes { src in withUnsafeMutableBytes(of: &t.grid_low) { $0.copyMemory(from: src) } }
             t.edge_eq = buffer(u * w * Int(GS_EDGE_SLOTS), Int64(0))
             t.edges01 = UnsafePointer(edges01)
             t.edges11 = UnsafePointer(edges11)

@@ -6,8 +6,9 @@
 #include <stdint.h>
 
 // The recorder's per-value hot loops (GateScopeStore's SummaryAccumulator and PairAccumulator):
-// plain C so that one pass over a sequence keeps each unit's tables in L1 and pays no Swift
-// exclusivity checks. Every result is exact, so the order of the loops does not show in it.
+// plain C so that a pass over a batch keeps each unit's tables in cache and pays no Swift
+// exclusivity checks. add_exact and locate in summaries.c are the twins of ExactSums.add and
+// HistogramGrid.locate (SummaryKernelTests compares the two sides value by value). Every result is exact, so the order of the loops does not show in it.
 
 /// Buckets of one value's exact Σx and Σx² (`ExactSums.width`): 256 linear, then 536 square.
 #define GS_SUM_LINEAR 256
