@@ -2,6 +2,10 @@
 // symmetric rank-k update behind the pair moments. See include/csummaries.h.
 #include "csummaries.h"
 
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -90,22 +94,199 @@ static void add_unit(const gs_summary_layer *l, int unit, const float *p, size_t
     }
 }
 
-void gs_summary_add(const gs_summary_layer *l, int sequences, int steps, const float *values, size_t value_stride,
-                    const bool *active, size_t active_stride, int unit0, int unit1) {
-    const size_t stride = (size_t)l->units * (size_t)l->width;
-    // A few units at a time over every sequence of the batch: their histograms (16 KB a plane)
-    // and sums stay in L2 for thousands of values instead of being fetched again per sequence.
-    enum { GROUP = 4 };
-    for (int g0 = unit0; g0 < unit1; g0 += GROUP) {
-        const int g1 = g0 + GROUP < unit1 ? g0 + GROUP : unit1;
+// ---- the fixed-point fast path ------------------------------------------------------------------
+//
+// Most values of a plane lie in [2^(T-27), 2^T) for a small T (gates below 2, cell states below a
+// few dozen). There x * 2^(50-T) is an integer below 2^50, and x² * 2^(100-2T) an integer below
+// 2^100 whose two 50-bit halves come out of one floor in double arithmetic, all exactly. 8192 such
+// terms sum in an Int64 without overflow, so a slot's Σx and Σx² accumulate in three plain Int64
+// adds a value (no data-dependent bucket) and go to the buckets once, in 21-bit pieces, at the end.
+// Values outside the window (and non-finite ones) take add_exact. The sums are exact either way;
+// only their split over the buckets differs, and ExactSums reads its canonical form.
+
+/// Slots (unit x plane) of one group: 8 units of at most GS_MAX_WIDTH planes.
+enum { FAST_UNITS = 8, FAST_SLOTS = FAST_UNITS * GS_MAX_WIDTH, FAST_ROWS = 8192 };
+
+typedef struct {
+    int64_t ax[FAST_SLOTS], ah[FAST_SLOTS], al[FAST_SLOTS];  // Σ x 2^(50-T), Σ hi, Σ lo of x² 2^(100-2T)
+    double mn[FAST_SLOTS], mx[FAST_SLOTS];
+    double sx[FAST_SLOTS], ss[FAST_SLOTS];                   // 2^(50-T), 2^(50-2T)
+    uint32_t lo[FAST_SLOTS], hi[FAST_SLOTS];                 // |x| bits in [lo, hi): the window
+    int t[FAST_SLOTS];                                       // T
+    int64_t *sums[FAST_SLOTS];                               // the slot's buckets
+} fast_group;
+
+// T of a slot from what it has seen: the least T in [-90, 100] with max |x| < 2^T (1 at first).
+static int window_top(double mn, double mx) {
+    const double m = fabs(mn) > fabs(mx) ? fabs(mn) : fabs(mx);
+    if (!(m <= DBL_MAX) || !(mn <= mx)) return 1;
+    if (m == 0) return -90;
+    int t = ilogb(m) + 1;
+    return t < -90 ? -90 : t > 100 ? 100 : t;
+}
+
+// Adds v (|v| < 2^63) to bucket k of `b` in three 21-bit pieces, so that no bucket takes more
+// than 2^21 a flush.
+static inline void add_pieces(int64_t *b, int k, int64_t v) {
+    const int64_t p0 = v & 0x1FFFFF;
+    v >>= 21;  // arithmetic: the pieces keep the sign in the last one
+    b[k] += p0;
+    b[k + 21] += v & 0x1FFFFF;
+    b[k + 42] += v >> 21;
+}
+
+static void fast_flush(fast_group *g, int slots) {
+    for (int j = 0; j < slots; j++) {
+        const int t = g->t[j];
+        int64_t *b = g->sums[j];
+        // x 2^(50-T) weighs 2^(T-50) = bucket (T + 100)'s 2^(k-150); the halves of x² 2^(100-2T)
+        // weigh 2^(2T-100) and 2^(2T-50): square buckets 2T + 200 and 2T + 250 (2^(k-300)).
+        if (g->ax[j]) add_pieces(b, t + 100, g->ax[j]);
+        if (g->al[j]) add_pieces(b + GS_SUM_LINEAR, 2 * t + 200, g->al[j]);
+        if (g->ah[j]) add_pieces(b + GS_SUM_LINEAR, 2 * t + 250, g->ah[j]);
+        g->ax[j] = g->ah[j] = g->al[j] = 0;
+    }
+}
+
+// Sums and extremes of one row of `slots` values, portable.
+static inline void fast_row_portable(fast_group *g, const float *row, int slots) {
+    for (int j = 0; j < slots; j++) {
+        const float x = row[j];
+        union { float f; uint32_t u; } bits = { x };
+        const uint32_t a = bits.u & 0x7FFFFFFF;
+        const double d = x;
+        if ((a >= g->lo[j] && a < g->hi[j]) || a == 0) {
+            g->ax[j] += (int64_t)(d * g->sx[j]);
+            const double q = d * d * g->ss[j], h = floor(q);
+            g->ah[j] += (int64_t)h;
+            g->al[j] += (int64_t)((q - h) * 0x1p50);
+        } else {
+            add_exact(x, g->sums[j]);
+        }
+        g->mn[j] = d < g->mn[j] ? d : g->mn[j];
+        g->mx[j] = d > g->mx[j] ? d : g->mx[j];
+    }
+}
+
+#ifdef GS_X86
+// The same, 8 slots a vector (slots beyond `slots` masked off).
+__attribute__((target("avx512f,avx512dq,avx512vl")))
+static void fast_row512(fast_group *g, const float *row, int slots) {
+    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
+    for (int j = 0; j < slots; j += 8) {
+        const __mmask8 m = (__mmask8)(slots - j >= 8 ? 0xFF : (1u << (slots - j)) - 1);
+        const __m256 xf = _mm256_maskz_loadu_ps(m, row + j);
+        const __m256i a = _mm256_and_si256(_mm256_castps_si256(xf), abs_mask);
+        const __m256i lo = _mm256_loadu_si256((const __m256i *)(g->lo + j));
+        const __m256i hi = _mm256_loadu_si256((const __m256i *)(g->hi + j));
+        const __mmask8 fast = m & ((_mm256_cmpge_epu32_mask(a, lo) & _mm256_cmplt_epu32_mask(a, hi)) |
+                                   _mm256_cmpeq_epi32_mask(a, _mm256_setzero_si256()));
+        const __m512d d = _mm512_cvtps_pd(xf);
+        const __m512d q = _mm512_mul_pd(_mm512_mul_pd(d, d), _mm512_loadu_pd(g->ss + j));
+        const __m512d h = _mm512_roundscale_pd(q, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        const __m512i xi = _mm512_cvttpd_epi64(_mm512_mul_pd(d, _mm512_loadu_pd(g->sx + j)));
+        const __m512i hi2 = _mm512_cvttpd_epi64(h);
+        const __m512i lo2 = _mm512_cvttpd_epi64(_mm512_mul_pd(_mm512_sub_pd(q, h), _mm512_set1_pd(0x1p50)));
+        _mm512_storeu_si512(g->ax + j, _mm512_mask_add_epi64(_mm512_loadu_si512(g->ax + j), fast, _mm512_loadu_si512(g->ax + j), xi));
+        _mm512_storeu_si512(g->ah + j, _mm512_mask_add_epi64(_mm512_loadu_si512(g->ah + j), fast, _mm512_loadu_si512(g->ah + j), hi2));
+        _mm512_storeu_si512(g->al + j, _mm512_mask_add_epi64(_mm512_loadu_si512(g->al + j), fast, _mm512_loadu_si512(g->al + j), lo2));
+        // min(d, mn) is d < mn ? d : mn, as the scalar loop: a NaN never replaces an extreme.
+        _mm512_mask_storeu_pd(g->mn + j, m, _mm512_min_pd(d, _mm512_loadu_pd(g->mn + j)));
+        _mm512_mask_storeu_pd(g->mx + j, m, _mm512_max_pd(d, _mm512_loadu_pd(g->mx + j)));
+        for (unsigned slow = m & ~fast; slow; slow &= slow - 1) {
+            const int k = j + __builtin_ctz(slow);
+            add_exact(row[k], g->sums[k]);
+        }
+    }
+}
+#endif
+
+int gs_summary_path(void) {
+#ifdef GS_X86
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                 __builtin_cpu_supports("avx512vl") ? 2 : 0;
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+// The histogram of one row: every slot with a grid.
+static inline void hist_row(const float *row, int slots, int64_t *const *hist, const int *grid,
+                            int64_t *const *edge_eq, const gs_summary_layer *l) {
+    for (int j = 0; j < slots; j++) {
+        if (!hist[j]) continue;
+        const double d = row[j];
+        int e;
+        const int k = grid[j] == 0 ? locate(d, 0, 1000, l->edges01, &e) : locate(d, -1000, 2000, l->edges11, &e);
+        hist[j][k]++;
+        if (e >= 0) edge_eq[j][e / GS_EDGE_STEP]++;
+    }
+}
+
+void gs_summary_add(int path, const gs_summary_layer *l, int sequences, int steps, const float *values,
+                    size_t value_stride, const bool *active, size_t active_stride, int unit0, int unit1) {
+    if (path > gs_summary_path()) path = gs_summary_path();
+    const int w = l->width;
+    const size_t stride = (size_t)l->units * (size_t)w;
+    fast_group g;
+    memset(&g, 0, sizeof g);
+    int64_t *hist[FAST_SLOTS], *edge_eq[FAST_SLOTS];
+    int grid[FAST_SLOTS];
+    // A group of units over every row of the batch: each row's slots of the group are adjacent,
+    // and the group's histograms (8 to 16 KB a plane) stay in L2 over thousands of rows.
+    for (int u0 = unit0; u0 < unit1; u0 += FAST_UNITS) {
+        const int u1 = u0 + FAST_UNITS < unit1 ? u0 + FAST_UNITS : unit1;
+        const int slots = (u1 - u0) * w;
+        for (int j = 0; j < slots; j++) {
+            const int unit = u0 + j / w, plane = j % w;
+            const size_t at = (size_t)unit * (size_t)w + (size_t)plane;
+            g.mn[j] = l->min[at];
+            g.mx[j] = l->max[at];
+            const int t = window_top(g.mn[j], g.mx[j]);
+            g.t[j] = t;
+            g.sx[j] = ldexp(1, 50 - t);
+            g.ss[j] = ldexp(1, 50 - 2 * t);
+            g.lo[j] = (uint32_t)(t + 100) << 23;
+            g.hi[j] = (uint32_t)(t + 127) << 23;
+            g.ax[j] = g.ah[j] = g.al[j] = 0;
+            g.sums[j] = l->sums + at * GS_SUM_WIDTH;
+            const int offset = l->hist_offset[plane];
+            hist[j] = offset < 0 ? NULL : l->hist + (size_t)unit * l->hist_stride + offset;
+            grid[j] = l->grid_low[plane];
+            edge_eq[j] = l->edge_eq + at * GS_EDGE_SLOTS;
+        }
+        int rows = 0;
         for (int s = 0; s < sequences; s++) {
             const bool *act = active + (size_t)s * active_stride;
+            const float *v = values + (size_t)s * value_stride + (size_t)u0 * w;
             int64_t count = 0;
-            for (int t = 0; t < steps; t++) count += act[t];
-            if (count == 0) continue;
-            const float *v = values + (size_t)s * value_stride;
-            for (int unit = g0; unit < g1; unit++)
-                add_unit(l, unit, v + (size_t)unit * l->width, stride, act, steps, count);
+            for (int t = 0; t < steps; t++) {
+                if (!act[t]) continue;
+                const float *row = v + (size_t)t * stride;
+#ifdef GS_X86
+                if (path == 2) fast_row512(&g, row, slots);
+                else
+#endif
+                    fast_row_portable(&g, row, slots);
+                hist_row(row, slots, hist, grid, edge_eq, l);
+                count++;
+                if (++rows == FAST_ROWS) {
+                    fast_flush(&g, slots);
+                    rows = 0;
+                }
+            }
+            for (int unit = u0; unit < u1; unit++) l->n[unit] += count;
+        }
+        fast_flush(&g, slots);
+        for (int j = 0; j < slots; j++) {
+            const size_t at = (size_t)(u0 + j / w) * (size_t)w + (size_t)(j % w);
+            l->min[at] = g.mn[j];
+            l->max[at] = g.mx[j];
         }
     }
 }

@@ -5,6 +5,10 @@ import Foundation
 /// partitions of a parallel scan and a resumed run therefore combine (bucket by bucket, exact
 /// integer additions) into bit-identical means and variances, which Welford's running update
 /// cannot promise. An Int64 bucket takes 2^39 values before it could overflow.
+///
+/// Many bucket contents hold the same sums (a value may land in one bucket or, as the recorder's
+/// fixed-point fast path does, in pieces spread over several), so equality, the encoding and the
+/// moments all read the canonical form (`canonical()`), which depends on the sums alone.
 public struct ExactSums: Equatable, Sendable {
     /// Σx: value = bucket * 2^(k - 150) (k = the float32 biased exponent; subnormals in bucket 1).
     static let linearCount = 256
@@ -49,10 +53,53 @@ public struct ExactSums: Equatable, Sendable {
         for k in buckets.indices { buckets[k] &+= p[k] }
     }
 
+    /// Equal sums, whatever buckets they were added in.
+    public static func == (a: ExactSums, b: ExactSums) -> Bool { a.canonical().buckets == b.canonical().buckets }
+
+    /// Digits of the canonical form: one bucket every `digitBits` indices.
+    static let digitBits = 32
+
+    /// The same sums with every carry taken: each of Σx and Σx² as digits in [0, 2^32) at
+    /// indices 0, 32, 64, ... of its range, the top digit keeping what fits below the range's
+    /// last index and that last bucket the signed rest.
+    public func canonical() -> ExactSums {
+        var c = self
+        c.buckets.withUnsafeMutableBufferPointer { b in
+            Self.normalize(b.baseAddress!, count: Self.linearCount)
+            Self.normalize(b.baseAddress! + Self.linearCount, count: Self.squareCount)
+        }
+        return c
+    }
+
+    /// Canonical form of the `count` buckets at `b` (bucket k weighs 2^k there).
+    private static func normalize(_ b: UnsafeMutablePointer<Int64>, count: Int) {
+        let digits = (count + digitBits - 1) / digitBits
+        // Int128 digits hold 32 buckets shifted by up to 31 bits and every carry: no overflow
+        // even for hostile stored buckets (|bucket| < 2^63).
+        var d = [Int128](repeating: 0, count: digits)
+        for k in 0..<count where b[k] != 0 {
+            d[k / digitBits] += Int128(b[k]) << (k % digitBits)
+            b[k] = 0
+        }
+        let mask = (Int128(1) << digitBits) - 1
+        for j in 0..<(digits - 1) {
+            d[j + 1] += d[j] >> digitBits
+            d[j] &= mask
+            b[j * digitBits] = Int64(d[j])
+        }
+        let top = (digits - 1) * digitBits, last = count - 1
+        let shift = last - top
+        b[top] = Int64(d[digits - 1] & ((Int128(1) << shift) - 1))
+        // Sums of real values fit; a hostile blob's may not, and wraps rather than trapping.
+        b[last] = Int64(truncatingIfNeeded: d[digits - 1] >> shift)
+    }
+
     /// Mean and the sum of squared deviations `m2` of `n` values, from the exact sums in
-    /// double-double arithmetic (about 32 digits before the final rounding to Double).
+    /// double-double arithmetic (about 32 digits before the final rounding to Double), read from
+    /// the canonical form so that equal sums give equal moments.
     public func moments(n: Int64) -> (mean: Double, m2: Double) {
         guard n > 0 else { return (0, 0) }
+        let buckets = canonical().buckets
         var s = DoubleDouble(0), q = DoubleDouble(0)
         for k in 0..<Self.linearCount where buckets[k] != 0 {
             s = s + DoubleDouble(Double(buckets[k]) * Double(sign: .plus, exponent: k - 150, significand: 1))
@@ -66,10 +113,10 @@ public struct ExactSums: Equatable, Sendable {
         return (mean.value, Swift.max(0, m2.value))
     }
 
-    /// The nonzero buckets as little-endian (UInt16 index, Int64 value) pairs.
+    /// The nonzero buckets of the canonical form as little-endian (UInt16 index, Int64 value) pairs.
     public func encoded() -> Data {
         var out = Data()
-        for (k, v) in buckets.enumerated() where v != 0 {
+        for (k, v) in canonical().buckets.enumerated() where v != 0 {
             withUnsafeBytes(of: UInt16(k).littleEndian) { out.append(contentsOf: $0) }
             withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) }
         }

@@ -378,10 +378,12 @@ public final class SummaryAccumulator {
     /// Adds units `range` of `sequences` sequences of recorded layer `li`: sequence s has its
     /// `[steps, units, planes]` values at `values + s * valueStride`, and `active[s * activeStride + t]`
     /// says whether its step t was computed. Disjoint unit ranges may run at once.
+    /// `path` picks the C loop (`gs_summary_add`; every path adds the same sums).
     public func add(layer li: Int, units range: Range<Int>, sequences: Int = 1, steps: Int,
-                    values: UnsafePointer<Float>, valueStride: Int = 0, active: UnsafePointer<Bool>, activeStride: Int = 0) {
+                    values: UnsafePointer<Float>, valueStride: Int = 0, active: UnsafePointer<Bool>, activeStride: Int = 0,
+                    path: Int32 = gs_summary_path()) {
         precondition(range.lowerBound >= 0 && range.upperBound <= units[li], "units \(range) of a layer of \(units[li])")
-        gs_summary_add(tables + li, Int32(sequences), Int32(steps), values, valueStride, active, activeStride,
+        gs_summary_add(path, tables + li, Int32(sequences), Int32(steps), values, valueStride, active, activeStride,
                        Int32(range.lowerBound), Int32(range.upperBound))
     }
 

@@ -18,16 +18,20 @@ import Testing
     }
 
     /// Whole sequences through `add(layer:units:steps:...)` (split into unit ranges, with
-    /// inactive steps) give every (layer, unit, gate) summary that `GateSummary.add` gives.
-    @Test func sequenceBlocksMatchGateSummary() {
+    /// inactive steps) give every (layer, unit, gate) summary that `GateSummary.add` gives, on
+    /// every path of the C loop (2: AVX-512 where the CPU has it, 0: portable).
+    @Test(arguments: [Int32(0), 2]) func sequenceBlocksMatchGateSummary(path: Int32) {
         let cells: [CellKind] = [.lstm, .gru, .simpleRNN]
         let units = [5, 3, 17]
         let acc = SummaryAccumulator(layerIDs: [0, 1, 2], units: units, cells: cells)
         var reference: [[[GateSummary]]] = cells.indices.map { li in
             (0..<units[li]).map { _ in Gate.of(cells[li]).map { GateSummary(gate: $0) } }
         }
-        // Edges, both signs of zero, subnormals, values past the grid, and the grid's own ends.
-        let special: [Float] = [0, -0.0, 1, -1, 0.5, -0.5, 0.125, 0.875, -0.375, 1e-45, -1e-40, 1.0000001, -1.0000001, 7, -3e20, 0.001, 0.999]
+        // Edges, both signs of zero, subnormals, values past the grid, the grid's own ends, and
+        // both sides of the fixed-point window's ends (2^(T-27) and 2^T for T = 1 and 3).
+        let special: [Float] = [0, -0.0, 1, -1, 0.5, -0.5, 0.125, 0.875, -0.375, 1e-45, -1e-40, 1.0000001, -1.0000001, 7, -3e20, 0.001, 0.999,
+                                0x1p-26, -0x1p-26, Float(0x1p-26).nextDown, 0x1p-24, Float(0x1p-24).nextDown, 2, Float(2).nextDown, -Float(2).nextDown,
+                                8, Float(8).nextDown, 1e-30, .infinity]
         var rng = SplitMix(2026)
         for seq in 0..<40 {
             for li in cells.indices {
@@ -49,8 +53,8 @@ import Testing
                 let cut = seq % (u + 1)
                 values.withUnsafeBufferPointer { v in
                     active.withUnsafeBufferPointer { a in
-                        acc.add(layer: li, units: cut..<u, steps: steps, values: v.baseAddress!, active: a.baseAddress!)
-                        acc.add(layer: li, units: 0..<cut, steps: steps, values: v.baseAddress!, active: a.baseAddress!)
+                        acc.add(layer: li, units: cut..<u, steps: steps, values: v.baseAddress!, active: a.baseAddress!, path: path)
+                        acc.add(layer: li, units: 0..<cut, steps: steps, values: v.baseAddress!, active: a.baseAddress!, path: path)
                     }
                 }
             }
@@ -62,6 +66,73 @@ import Testing
                     #expect(got == want, "layer \(li) unit \(unit) gate \(gate): n \(got.n) vs \(want.n), edges \(got.edgeEqual) vs \(want.edgeEqual)")
                 }
             }
+        }
+    }
+
+    /// A batch longer than the fixed-point accumulators' 8192 rows, every value at the top of
+    /// the window (|x| just below 2^T: terms just below 2^50, sums just below 2^63), in one call
+    /// and then row by row: equal summaries, equal to `GateSummary.add`.
+    @Test(arguments: [Int32(0), 2]) func longBatchesAtTheWindowTop(path: Int32) {
+        let steps = 20_000, w = CellKind.lstm.planes.count
+        let batch = SummaryAccumulator(layerIDs: [0], units: [1], cells: [.lstm])
+        let rows = SummaryAccumulator(layerIDs: [0], units: [1], cells: [.lstm])
+        var reference = Gate.of(.lstm).map { GateSummary(gate: $0) }
+        var values = [Float](repeating: 0, count: steps * w)
+        for t in 0..<steps {
+            for g in 0..<w {
+                // The first batch saw |x| < 2 (T = 1); the plane's last value starts T = 3 for later calls.
+                let v: Float = t == steps - 1 && g == 0 ? 7.5 : (g % 2 == 0 ? Float(2).nextDown : -Float(2).nextDown)
+                values[t * w + g] = v
+                reference[g].add(Double(v))
+            }
+        }
+        let active = [Bool](repeating: true, count: steps)
+        for _ in 0..<2 {
+            values.withUnsafeBufferPointer { v in
+                active.withUnsafeBufferPointer { a in
+                    batch.add(layer: 0, units: 0..<1, steps: steps, values: v.baseAddress!, active: a.baseAddress!, path: path)
+                    for t in 0..<steps { rows.add(layer: 0, unit: 0, v.baseAddress! + t * w) }
+                }
+            }
+        }
+        for g in 0..<w {
+            var want = reference[g]
+            want.merge(reference[g])
+            #expect(batch.summary(layer: 0, unit: 0, gate: g) == want, "gate \(g)")
+            #expect(rows.summary(layer: 0, unit: 0, gate: g) == want, "gate \(g), row by row")
+            #expect(batch.summary(layer: 0, unit: 0, gate: g).sums.encoded() == want.sums.encoded(), "gate \(g): the stored blob")
+            // The fixed-point path ran: its split over the buckets is not add_exact's.
+            #expect(batch.summary(layer: 0, unit: 0, gate: g).sums.buckets != rows.summary(layer: 0, unit: 0, gate: g).sums.buckets, "gate \(g)")
+        }
+    }
+
+    /// Sums split over different buckets are equal, encode alike and give bit-equal moments.
+    @Test func canonicalFormHidesTheSplit() {
+        var rng = SplitMix(7)
+        for _ in 0..<200 {
+            var a = ExactSums(), b = ExactSums()
+            var n: Int64 = 0
+            for _ in 0..<(1 + rng.int(0..<50)) {
+                let x = rng.float(3) * Float(sign: .plus, exponent: rng.int(-40..<40), significand: 1)
+                a.add(x)
+                n += 1
+                // The same value as two parts that are exact float32s (x = hi + lo).
+                let hi = Float(Double(x).rounded(.towardZero)), lo = x - hi
+                b.add(hi)
+                b.add(lo)
+                // b's square sum lacks 2 hi lo: add it through the raw buckets.
+                let cross = 2 * Double(hi) * Double(lo)
+                if cross != 0 {
+                    let e = cross.exponent, m = Int64(cross.magnitude.significand * 0x1p52) * (cross < 0 ? -1 : 1)
+                    // cross = m 2^(e - 52) = bucket (e - 52 + 300) of the square range
+                    b.buckets[ExactSums.linearCount + e - 52 + 300] += m
+                }
+            }
+            #expect(a == b)
+            #expect(a.encoded() == b.encoded())
+            let ma = a.moments(n: n), mb = b.moments(n: n)
+            #expect(ma.mean.bitPattern == mb.mean.bitPattern && ma.m2.bitPattern == mb.m2.bitPattern)
+            #expect(ExactSums(encoded: a.encoded()) == a)
         }
     }
 

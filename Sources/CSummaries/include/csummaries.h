@@ -38,9 +38,13 @@ typedef struct {
 
 /// Adds units [unit0, unit1) of `sequences` sequences to `l`: sequence s has its values
 /// [steps, units, width] at values + s * value_stride, and active[s * active_stride + t] says
-/// whether its step t was computed (inactive steps add nothing).
-void gs_summary_add(const gs_summary_layer *l, int sequences, int steps, const float *values, size_t value_stride,
-                    const bool *active, size_t active_stride, int unit0, int unit1);
+/// whether its step t was computed (inactive steps add nothing). path: 2 AVX-512 (F, DQ, VL),
+/// 0 portable; a path the CPU lacks runs the best one it has. Every path adds the same sums.
+void gs_summary_add(int path, const gs_summary_layer *l, int sequences, int steps, const float *values,
+                    size_t value_stride, const bool *active, size_t active_stride, int unit0, int unit1);
+
+/// The best path of gs_summary_add on this CPU (2 or 0).
+int gs_summary_path(void);
 
 /// Adds one row of `unit`: its `width` planes at `row`.
 void gs_summary_add_row(const gs_summary_layer *l, int unit, const float *row);
