@@ -27,31 +27,32 @@ static inline void add_exact(float x, int64_t *p) {
     p[GS_SUM_LINEAR + 2 * e + 24] += (int64_t)(sq >> 24);
 }
 
-// The histogram slot of v (0 underflow, 1 + k bin k, bins + 1 overflow), as
-// SummaryAccumulator.locate; *edge = the edge index v equals, or -1.
-static inline int locate(double v, int lo, int bins, const double *edges, int *edge) {
+// The histogram slot of x on the grid of `bins` bins from lo/1000 (0 underflow, 1 + k bin k,
+// bins + 1 overflow), as SummaryAccumulator.locate; *edge = the edge index x equals, or -1.
+//
+// No table of edges: t = x * 1000 is exact in a double (24 times 7 significant bits), and for a
+// float32 x, x >= the double nearest k/1000 exactly when t >= k. (A float32 other than k/1000
+// differs from it by at least ulp(x)/1000, about 2^-34 x, far more than that double's error of
+// 2^-53 x; and x equals k/1000 only at multiples of 1/8, where the double is exact.)
+static inline int locate(float x, int lo, int bins, int *edge) {
+    const double t = (double)x * 1000;
     *edge = -1;
-    if (!(v >= edges[0])) return 0;
-    if (v >= edges[bins]) {
-        if (v == edges[bins]) *edge = bins;
+    if (!(t >= lo)) return 0;
+    if (t >= lo + bins) {
+        if (t == lo + bins) *edge = bins;
         return bins + 1;
     }
-    // A guess, corrected against the exact edges below. v * 1000 - lo >= 0, so truncation is
-    // floor (no libm call) and the guess is off by one only where rounding crossed an edge, which
-    // keeps the correction branches predictable.
-    int k = (int)(v * 1000 - lo);
-    if (k < 0) k = 0; else if (k >= bins) k = bins - 1;
-    while (v < edges[k]) k--;
-    while (v >= edges[k + 1]) k++;
-    if (v == edges[k]) *edge = k;
-    return 1 + k;
+    int f = (int)t;  // |t| < 1000: truncation is exact; floor it
+    if ((double)f > t) f--;
+    if ((double)f == t) *edge = f - lo;
+    return 1 + f - lo;
 }
 
 // Adds `steps` values of one plane of one unit, `stride` floats apart (active NULL: all). Inlined
 // per kind of grid (none, [0, 1], [-1, 1]), so that every per-plane constant stays in a register.
 __attribute__((always_inline))
 static inline void add_plane(const float *p, size_t stride, const bool *active, int steps, int64_t *sums,
-                             double *min, double *max, int64_t *hist, int lo, int bins, const double *edges,
+                             double *min, double *max, int64_t *hist, int lo, int bins,
                              int64_t *edge_eq) {
     double mn = *min, mx = *max;
     for (int t = 0; t < steps; t++) {
@@ -63,7 +64,7 @@ static inline void add_plane(const float *p, size_t stride, const bool *active, 
         mx = d > mx ? d : mx;
         if (!hist) continue;
         int e;
-        hist[locate(d, lo, bins, edges, &e)]++;
+        hist[locate(x, lo, bins, &e)]++;
         // A float32 equals edge k/1000 only when k/1000 is a multiple of 1/8 (the nearest double
         // to any other k/1000 has more than 24 significant bits), so e is a multiple of
         // GS_EDGE_STEP; SummaryKernelTests checks this for every edge.
@@ -85,12 +86,12 @@ static void add_unit(const gs_summary_layer *l, int unit, const float *p, size_t
         int64_t *edge_eq = l->edge_eq + (at + g) * GS_EDGE_SLOTS;
         double *mn = l->min + at + g, *mx = l->max + at + g;
         if (l->hist_offset[g] < 0) {
-            add_plane(p + g, stride, active, steps, sums, mn, mx, NULL, 0, 0, NULL, NULL);
+            add_plane(p + g, stride, active, steps, sums, mn, mx, NULL, 0, 0, NULL);
             continue;
         }
         int64_t *hist = l->hist + (size_t)unit * l->hist_stride + l->hist_offset[g];
-        if (l->grid_low[g] == 0) add_plane(p + g, stride, active, steps, sums, mn, mx, hist, 0, 1000, l->edges01, edge_eq);
-        else add_plane(p + g, stride, active, steps, sums, mn, mx, hist, -1000, 2000, l->edges11, edge_eq);
+        if (l->grid_low[g] == 0) add_plane(p + g, stride, active, steps, sums, mn, mx, hist, 0, 1000, edge_eq);
+        else add_plane(p + g, stride, active, steps, sums, mn, mx, hist, -1000, 2000, edge_eq);
     }
 }
 
@@ -114,6 +115,9 @@ typedef struct {
     uint32_t lo[FAST_SLOTS], hi[FAST_SLOTS];                 // |x| bits in [lo, hi): the window
     int t[FAST_SLOTS];                                       // T
     int64_t *sums[FAST_SLOTS];                               // the slot's buckets
+    int64_t *hist[FAST_SLOTS];                               // the slot's histogram, NULL: none
+    int64_t *edge_eq[FAST_SLOTS];
+    int32_t low[FAST_SLOTS], bins[FAST_SLOTS];               // its grid: bins from low/1000
 } fast_group;
 
 // T of a slot from what it has seen: the least T in [-90, 100] with max |x| < 2^T (1 at first).
@@ -148,56 +152,118 @@ static void fast_flush(fast_group *g, int slots) {
     }
 }
 
-// Sums and extremes of one row of `slots` values, portable.
-static inline void fast_row_portable(fast_group *g, const float *row, int slots) {
-    for (int j = 0; j < slots; j++) {
-        const float x = row[j];
+// A block of rows of one group: slot j of row r is rows[r][j]. Each pass below takes one slot (or
+// 8) over every row of the block, so that its accumulators stay in registers and its histogram
+// in L1, while the block's rows (12 KB for 8 units of an LSTM) stay in L1 or L2.
+enum { BLOCK_ROWS = 64 };
+
+// Sums and extremes of slot j over a block, portable.
+static void fast_block_portable(fast_group *g, const float *const *rows, int n, int j) {
+    int64_t ax = 0, ah = 0, al = 0;
+    double mn = g->mn[j], mx = g->mx[j];
+    const uint32_t lo = g->lo[j], hi = g->hi[j];
+    const double sx = g->sx[j], ss = g->ss[j];
+    for (int r = 0; r < n; r++) {
+        const float x = rows[r][j];
         union { float f; uint32_t u; } bits = { x };
         const uint32_t a = bits.u & 0x7FFFFFFF;
         const double d = x;
-        if ((a >= g->lo[j] && a < g->hi[j]) || a == 0) {
-            g->ax[j] += (int64_t)(d * g->sx[j]);
-            const double q = d * d * g->ss[j], h = floor(q);
-            g->ah[j] += (int64_t)h;
-            g->al[j] += (int64_t)((q - h) * 0x1p50);
+        if ((a >= lo && a < hi) || a == 0) {
+            ax += (int64_t)(d * sx);
+            const double q = d * d * ss;
+            // q >= 0, so truncation is floor.
+            const int64_t h = (int64_t)q;
+            ah += h;
+            al += (int64_t)((q - (double)h) * 0x1p50);
         } else {
             add_exact(x, g->sums[j]);
         }
-        g->mn[j] = d < g->mn[j] ? d : g->mn[j];
-        g->mx[j] = d > g->mx[j] ? d : g->mx[j];
+        mn = d < mn ? d : mn;
+        mx = d > mx ? d : mx;
     }
+    g->ax[j] += ax;
+    g->ah[j] += ah;
+    g->al[j] += al;
+    g->mn[j] = mn;
+    g->mx[j] = mx;
 }
 
 #ifdef GS_X86
-// The same, 8 slots a vector (slots beyond `slots` masked off).
+// The same for slots [j, j + 8) (those below `slots`), one vector a row, with their histograms
+// (locate's arithmetic, 8 lanes at once; exact edge hits go through locate itself).
 __attribute__((target("avx512f,avx512dq,avx512vl")))
-static void fast_row512(fast_group *g, const float *row, int slots) {
-    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
-    for (int j = 0; j < slots; j += 8) {
-        const __mmask8 m = (__mmask8)(slots - j >= 8 ? 0xFF : (1u << (slots - j)) - 1);
-        const __m256 xf = _mm256_maskz_loadu_ps(m, row + j);
+static void fast_block512(fast_group *g, const float *const *rows, int n, int j, int slots) {
+    const __mmask8 m = (__mmask8)(slots - j >= 8 ? 0xFF : (1u << (slots - j)) - 1);
+    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), zero = _mm256_setzero_si256();
+    const __m256i lo = _mm256_loadu_si256((const __m256i *)(g->lo + j));
+    const __m256i hi = _mm256_loadu_si256((const __m256i *)(g->hi + j));
+    const __m512d sx = _mm512_loadu_pd(g->sx + j), ss = _mm512_loadu_pd(g->ss + j), half = _mm512_set1_pd(0x1p50);
+    __m512i ax = _mm512_setzero_si512(), ah = _mm512_setzero_si512(), al = _mm512_setzero_si512();
+    __m512d mn = _mm512_loadu_pd(g->mn + j), mx = _mm512_loadu_pd(g->mx + j);
+    // The histogram lanes.
+    __mmask8 hm = 0;
+    for (int q = 0; q < 8 && j + q < slots; q++) hm |= g->hist[j + q] ? (__mmask8)(1u << q) : 0;
+    const __m256i low = _mm256_loadu_si256((const __m256i *)(g->low + j));
+    const __m256i bins = _mm256_loadu_si256((const __m256i *)(g->bins + j));
+    const __m512d lowd = _mm512_cvtepi32_pd(low), top = _mm512_set1_pd(1000.0), thousand = _mm512_set1_pd(1000.0);
+    const __m256i one = _mm256_set1_epi32(1);
+    // Spare counters, a cache line apart so that their increments do not chain.
+    int64_t spare[8 * 8] = { 0 };
+    uint64_t hist_at[8], spare_addr[8], addr[8];
+    for (int q = 0; q < 8; q++) {
+        hist_at[q] = hm & (1u << q) ? (uint64_t)(uintptr_t)g->hist[j + q] : 0;
+        spare_addr[q] = (uint64_t)(uintptr_t)(spare + 8 * q);
+    }
+    const __m512i hbase = _mm512_loadu_si512(hist_at), spare_at = _mm512_loadu_si512(spare_addr);
+    for (int r = 0; r < n; r++) {
+        const __m256 xf = _mm256_maskz_loadu_ps(m, rows[r] + j);
         const __m256i a = _mm256_and_si256(_mm256_castps_si256(xf), abs_mask);
-        const __m256i lo = _mm256_loadu_si256((const __m256i *)(g->lo + j));
-        const __m256i hi = _mm256_loadu_si256((const __m256i *)(g->hi + j));
         const __mmask8 fast = m & ((_mm256_cmpge_epu32_mask(a, lo) & _mm256_cmplt_epu32_mask(a, hi)) |
-                                   _mm256_cmpeq_epi32_mask(a, _mm256_setzero_si256()));
+                                   _mm256_cmpeq_epi32_mask(a, zero));
         const __m512d d = _mm512_cvtps_pd(xf);
-        const __m512d q = _mm512_mul_pd(_mm512_mul_pd(d, d), _mm512_loadu_pd(g->ss + j));
+        const __m512d q = _mm512_mul_pd(_mm512_mul_pd(d, d), ss);
         const __m512d h = _mm512_roundscale_pd(q, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-        const __m512i xi = _mm512_cvttpd_epi64(_mm512_mul_pd(d, _mm512_loadu_pd(g->sx + j)));
-        const __m512i hi2 = _mm512_cvttpd_epi64(h);
-        const __m512i lo2 = _mm512_cvttpd_epi64(_mm512_mul_pd(_mm512_sub_pd(q, h), _mm512_set1_pd(0x1p50)));
-        _mm512_storeu_si512(g->ax + j, _mm512_mask_add_epi64(_mm512_loadu_si512(g->ax + j), fast, _mm512_loadu_si512(g->ax + j), xi));
-        _mm512_storeu_si512(g->ah + j, _mm512_mask_add_epi64(_mm512_loadu_si512(g->ah + j), fast, _mm512_loadu_si512(g->ah + j), hi2));
-        _mm512_storeu_si512(g->al + j, _mm512_mask_add_epi64(_mm512_loadu_si512(g->al + j), fast, _mm512_loadu_si512(g->al + j), lo2));
+        ax = _mm512_mask_add_epi64(ax, fast, ax, _mm512_cvttpd_epi64(_mm512_mul_pd(d, sx)));
+        ah = _mm512_mask_add_epi64(ah, fast, ah, _mm512_cvttpd_epi64(h));
+        al = _mm512_mask_add_epi64(al, fast, al, _mm512_cvttpd_epi64(_mm512_mul_pd(_mm512_sub_pd(q, h), half)));
         // min(d, mn) is d < mn ? d : mn, as the scalar loop: a NaN never replaces an extreme.
-        _mm512_mask_storeu_pd(g->mn + j, m, _mm512_min_pd(d, _mm512_loadu_pd(g->mn + j)));
-        _mm512_mask_storeu_pd(g->mx + j, m, _mm512_max_pd(d, _mm512_loadu_pd(g->mx + j)));
+        mn = _mm512_min_pd(d, mn);
+        mx = _mm512_max_pd(d, mx);
         for (unsigned slow = m & ~fast; slow; slow &= slow - 1) {
             const int k = j + __builtin_ctz(slow);
-            add_exact(row[k], g->sums[k]);
+            add_exact(rows[r][k], g->sums[k]);
+        }
+        if (!hm) continue;
+        // t = x * 1000, exact (see locate). Below the grid (or NaN): slot 0; at or past its top
+        // (1000 on both grids): slot bins + 1; else 1 + floor(t) - low, an edge where t is whole.
+        const __m512d t = _mm512_mul_pd(d, thousand);
+        const __mmask8 under = hm & ~_mm512_cmp_pd_mask(t, lowd, _CMP_GE_OQ);
+        const __mmask8 over = hm & ~under & _mm512_cmp_pd_mask(t, top, _CMP_GE_OQ);
+        const __mmask8 inside = hm & ~under & ~over;
+        const __m512d f = _mm512_roundscale_pd(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        const __mmask8 edge = (inside | over) & _mm512_cmp_pd_mask(f, t, _CMP_EQ_OQ);
+        const __m256i k = _mm256_sub_epi32(_mm512_cvttpd_epi32(f), low);
+        __m256i sv = _mm256_mask_add_epi32(_mm256_setzero_si256(), inside, k, one);
+        sv = _mm256_mask_add_epi32(sv, over, bins, one);
+        // Every lane increments one counter, no branches: its histogram slot, or (no histogram,
+        // or an edge, done below) a lane's own spare counter.
+        __m512i at = _mm512_add_epi64(hbase, _mm512_slli_epi64(_mm512_cvtepi32_epi64(sv), 3));
+        at = _mm512_mask_mov_epi64(at, (__mmask8)(~hm | edge), spare_at);
+        _mm512_storeu_si512(addr, at);
+        for (int q2 = 0; q2 < 8; q2++) (*(int64_t *)(uintptr_t)addr[q2])++;
+        for (unsigned lanes = edge; lanes; lanes &= lanes - 1) {
+            const int q2 = __builtin_ctz(lanes), jj = j + q2;
+            int e;
+            g->hist[jj][locate(rows[r][jj], g->low[jj], g->bins[jj], &e)]++;
+            // Only multiples of 1/8 can be float32 edges (see hist_block_grid).
+            if (e >= 0) g->edge_eq[jj][e / GS_EDGE_STEP]++;
         }
     }
+    _mm512_storeu_si512(g->ax + j, _mm512_add_epi64(_mm512_loadu_si512(g->ax + j), ax));
+    _mm512_storeu_si512(g->ah + j, _mm512_add_epi64(_mm512_loadu_si512(g->ah + j), ah));
+    _mm512_storeu_si512(g->al + j, _mm512_add_epi64(_mm512_loadu_si512(g->al + j), al));
+    _mm512_mask_storeu_pd(g->mn + j, m, mn);
+    _mm512_mask_storeu_pd(g->mx + j, m, mx);
 }
 #endif
 
@@ -215,17 +281,51 @@ int gs_summary_path(void) {
 #endif
 }
 
-// The histogram of one row: every slot with a grid.
-static inline void hist_row(const float *row, int slots, int64_t *const *hist, const int *grid,
-                            int64_t *const *edge_eq, const gs_summary_layer *l) {
-    for (int j = 0; j < slots; j++) {
-        if (!hist[j]) continue;
-        const double d = row[j];
+// The histogram and edge hits of slot j over a block, on grid [0, 1] (lo 0) or [-1, 1].
+__attribute__((always_inline))
+static inline void hist_block_grid(const float *const *rows, int n, int j, int64_t *hist, int64_t *edge_eq,
+                                   int lo, int bins) {
+    for (int r = 0; r < n; r++) {
         int e;
-        const int k = grid[j] == 0 ? locate(d, 0, 1000, l->edges01, &e) : locate(d, -1000, 2000, l->edges11, &e);
-        hist[j][k]++;
-        if (e >= 0) edge_eq[j][e / GS_EDGE_STEP]++;
+        hist[locate(rows[r][j], lo, bins, &e)]++;
+        // A float32 equals edge k/1000 only when k/1000 is a multiple of 1/8 (the nearest double
+        // to any other k/1000 has more than 24 significant bits), so e is a multiple of
+        // GS_EDGE_STEP; SummaryKernelTests checks this for every edge.
+        if (e >= 0) edge_eq[e / GS_EDGE_STEP]++;
     }
+}
+
+static void hist_block(const fast_group *g, const float *const *rows, int n, int j) {
+    if (g->low[j] == 0) hist_block_grid(rows, n, j, g->hist[j], g->edge_eq[j], 0, 1000);
+    else hist_block_grid(rows, n, j, g->hist[j], g->edge_eq[j], -1000, 2000);
+}
+
+// Where the next active row of a group's slice is: sequence s, step t.
+typedef struct {
+    const float *base;  // the group's first slot of sequence 0, step 0
+    size_t value_stride, stride;
+    const bool *active;
+    size_t active_stride;
+    int sequences, steps, s, t;
+} row_cursor;
+
+// Up to BLOCK_ROWS next active rows into `rows`, prefetched (`bytes` of each): a group's slice of
+// a row is a few cache lines, rows 4 to 30 KB apart, too far apart for the hardware prefetcher.
+static int gather(row_cursor *c, const float **rows, int bytes) {
+    int n = 0;
+    while (c->s < c->sequences && n < BLOCK_ROWS) {
+        if (c->active[(size_t)c->s * c->active_stride + c->t]) {
+            const float *row = c->base + (size_t)c->s * c->value_stride + (size_t)c->t * c->stride;
+            for (int b = 0; b < bytes; b += 64) __builtin_prefetch((const char *)row + b);
+            __builtin_prefetch((const char *)row + bytes - 1);
+            rows[n++] = row;
+        }
+        if (++c->t == c->steps) {
+            c->t = 0;
+            c->s++;
+        }
+    }
+    return n;
 }
 
 void gs_summary_add(int path, const gs_summary_layer *l, int sequences, int steps, const float *values,
@@ -233,12 +333,14 @@ void gs_summary_add(int path, const gs_summary_layer *l, int sequences, int step
     if (path > gs_summary_path()) path = gs_summary_path();
     const int w = l->width;
     const size_t stride = (size_t)l->units * (size_t)w;
+    int64_t active_rows = 0;
+    for (int s = 0; s < sequences; s++)
+        for (int t = 0; t < steps; t++) active_rows += active[(size_t)s * active_stride + t];
+    if (active_rows == 0) return;
+    for (int unit = unit0; unit < unit1; unit++) l->n[unit] += active_rows;
     fast_group g;
     memset(&g, 0, sizeof g);
-    int64_t *hist[FAST_SLOTS], *edge_eq[FAST_SLOTS];
-    int grid[FAST_SLOTS];
-    // A group of units over every row of the batch: each row's slots of the group are adjacent,
-    // and the group's histograms (8 to 16 KB a plane) stay in L2 over thousands of rows.
+    const float *blocks[2][BLOCK_ROWS];
     for (int u0 = unit0; u0 < unit1; u0 += FAST_UNITS) {
         const int u1 = u0 + FAST_UNITS < unit1 ? u0 + FAST_UNITS : unit1;
         const int slots = (u1 - u0) * w;
@@ -256,31 +358,39 @@ void gs_summary_add(int path, const gs_summary_layer *l, int sequences, int step
             g.ax[j] = g.ah[j] = g.al[j] = 0;
             g.sums[j] = l->sums + at * GS_SUM_WIDTH;
             const int offset = l->hist_offset[plane];
-            hist[j] = offset < 0 ? NULL : l->hist + (size_t)unit * l->hist_stride + offset;
-            grid[j] = l->grid_low[plane];
-            edge_eq[j] = l->edge_eq + at * GS_EDGE_SLOTS;
+            g.hist[j] = offset < 0 ? NULL : l->hist + (size_t)unit * l->hist_stride + offset;
+            g.edge_eq[j] = l->edge_eq + at * GS_EDGE_SLOTS;
+            g.low[j] = l->grid_low[plane] == 0 ? 0 : -1000;
+            g.bins[j] = l->grid_low[plane] == 0 ? 1000 : 2000;
         }
-        int rows = 0;
-        for (int s = 0; s < sequences; s++) {
-            const bool *act = active + (size_t)s * active_stride;
-            const float *v = values + (size_t)s * value_stride + (size_t)u0 * w;
-            int64_t count = 0;
-            for (int t = 0; t < steps; t++) {
-                if (!act[t]) continue;
-                const float *row = v + (size_t)t * stride;
+        // Active rows in order, BLOCK_ROWS at a time: the next block is gathered (and prefetched)
+        // before the current one is summed.
+        row_cursor c = { values + (size_t)u0 * w, value_stride, stride, active, active_stride, sequences, steps, 0, 0 };
+        const int bytes = slots * (int)sizeof(float);
+        int cur = 0, since_flush = 0;
+        int count[2];
+        count[cur] = gather(&c, blocks[cur], bytes);
+        while (count[cur] > 0) {
+            count[1 - cur] = gather(&c, blocks[1 - cur], bytes);
+            const float *const *rows = blocks[cur];
+            const int n = count[cur];
+            if (since_flush + n > FAST_ROWS) {
+                fast_flush(&g, slots);
+                since_flush = 0;
+            }
+            since_flush += n;
 #ifdef GS_X86
-                if (path == 2) fast_row512(&g, row, slots);
-                else
+            if (path == 2) {
+                for (int j = 0; j < slots; j += 8) fast_block512(&g, rows, n, j, slots);
+            } else
 #endif
-                    fast_row_portable(&g, row, slots);
-                hist_row(row, slots, hist, grid, edge_eq, l);
-                count++;
-                if (++rows == FAST_ROWS) {
-                    fast_flush(&g, slots);
-                    rows = 0;
+            {
+                for (int j = 0; j < slots; j++) {
+                    fast_block_portable(&g, rows, n, j);
+                    if (g.hist[j]) hist_block(&g, rows, n, j);
                 }
             }
-            for (int unit = u0; unit < u1; unit++) l->n[unit] += count;
+            cur = 1 - cur;
         }
         fast_flush(&g, slots);
         for (int j = 0; j < slots; j++) {
@@ -325,16 +435,20 @@ static inline int threshold_index(double v, const double *thresholds) {
 // per unit: an interval goes to the table at its own level, and a span start to the count
 // differences; gs_spans_finish takes the suffix best and the prefix sums once at the end.
 static void spans_one(gs_span *spans, int units, int width, int plane, const double *thresholds, int64_t seq_id,
-                      int steps, const float *values, const bool *active, int *kmax, int *left, int *stack) {
+                      int steps, const float *values, const bool *active, int *levels, int *left, int *stack) {
     const size_t row = (size_t)units * (size_t)width;
+    // Every unit's levels first, row by row: a unit's own values are a whole row apart, and
+    // reading them unit by unit waited on memory for each.
+    for (int t = 0; t < steps; t++) {
+        const float *r = values + (size_t)t * row + plane;
+        for (int unit = 0; unit < units; unit++)
+            levels[(size_t)unit * steps + t] = active[t] ? threshold_index((double)r[(size_t)unit * width], thresholds) : -1;
+    }
     for (int unit = 0; unit < units; unit++) {
-        const float *p = values + (size_t)unit * width + plane;
+        const int *kmax = levels + (size_t)unit * steps;
         gs_span *raw = spans + (size_t)unit * (GS_SPAN_GRID + 1);
         int top = -1;
-        for (int t = 0; t < steps; t++) {
-            kmax[t] = active[t] ? threshold_index((double)p[(size_t)t * row], thresholds) : -1;
-            if (kmax[t] > top) top = kmax[t];
-        }
+        for (int t = 0; t < steps; t++) top = kmax[t] > top ? kmax[t] : top;
         if (top < 0) continue;
         int depth = 0;
         for (int t = 0; t <= steps; t++) {
@@ -393,7 +507,8 @@ void gs_spans_add(gs_span *spans, int units, int width, int plane, const double 
     if (steps <= 0) return;
     for (int s = 0; s < sequences; s++)
         spans_one(spans, units, width, plane, thresholds, seq_ids[s], steps, values + (size_t)s * value_stride,
-                  active + (size_t)s * active_stride, scratch, scratch + steps, scratch + 2 * (size_t)steps);
+                  active + (size_t)s * active_stride, scratch, scratch + (size_t)units * steps,
+                  scratch + (size_t)(units + 1) * steps);
 }
 
 // ---- exact symmetric rank-k update ----------------------------------------------------------------

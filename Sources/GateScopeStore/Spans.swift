@@ -56,7 +56,7 @@ public final class SpanAccumulator {
     }
 
     let layers: [Layer]
-    /// Per-sequence scratch of the C loop (3 * steps + 1 ints), grown as needed.
+    /// Per-sequence scratch of the C loop ((units + 2) * steps + 1 ints), grown as needed.
     private var scratch: [Int32] = []
 
     /// Spans for layers of `units` units whose memory gate is plane `memoryPlane` (nil: none) of `width`.
@@ -79,7 +79,8 @@ public final class SpanAccumulator {
                     active: UnsafePointer<Bool>, activeStride: Int) {
         let l = layers[li]
         guard let plane = l.plane, steps > 0 else { return }
-        if scratch.count < 3 * steps + 1 { scratch = [Int32](repeating: 0, count: 3 * steps + 1) }
+        let need = (l.units + 2) * steps + 1
+        if scratch.count < need { scratch = [Int32](repeating: 0, count: need) }
         Self.thresholds.withUnsafeBufferPointer { thresholds in
             scratch.withUnsafeMutableBufferPointer { work in
                 gs_spans_add(l.spans, Int32(l.units), Int32(l.width), Int32(plane), thresholds.baseAddress!, Int32(seqIDs.count),

@@ -335,9 +335,6 @@ public final class SummaryAccumulator {
             raw.append(UnsafeMutableRawPointer(p))
             return p
         }
-        let edges01 = buffer(1001, 0.0), edges11 = buffer(2001, 0.0)
-        for k in 0...1000 { edges01[k] = Double(k) / 1000.0 }
-        for k in 0...2000 { edges11[k] = Double(-1000 + k) / 1000.0 }
         tables = UnsafeMutablePointer<gs_summary_layer>.allocate(capacity: Swift.max(units.count, 1))
         raw.append(UnsafeMutableRawPointer(tables))
         for li in units.indices {
@@ -364,8 +361,6 @@ public final class SummaryAccumulator {
             offsets.withUnsafeBytes { src in withUnsafeMutableBytes(of: &t.hist_offset) { $0.copyMemory(from: src) } }
             lows.withUnsafeBytes { src in withUnsafeMutableBytes(of: &t.grid_low) { $0.copyMemory(from: src) } }
             t.edge_eq = buffer(u * w * Int(GS_EDGE_SLOTS), Int64(0))
-            t.edges01 = UnsafePointer(edges01)
-            t.edges11 = UnsafePointer(edges11)
             (tables + li).initialize(to: t)
         }
         allocations = raw

@@ -69,6 +69,43 @@ import Testing
         }
     }
 
+    /// The C loops place a value in the histogram by t = x * 1000 (exact) instead of the table of
+    /// edges: every float32 within 4 ulps of every edge of both grids, and past both ends, lands
+    /// in the slot (and edge count) that `GateSummary.add` gives, on every path.
+    @Test(arguments: [Int32(0), 2]) func valuesNearEveryEdgeLandInTheSameSlot(path: Int32) {
+        var near: [Float] = []
+        for k in -1001...1001 {
+            var x = Float(Double(k) / 1000.0)
+            for _ in 0..<4 { x = x.nextDown }
+            for _ in 0..<9 {
+                near.append(x)
+                x = x.nextUp
+            }
+        }
+        near += [-.infinity, .infinity, -2, 2, 1e-30, -1e-30, .leastNonzeroMagnitude, -.leastNonzeroMagnitude]
+        // One LSTM unit: planes 0 and 1 have the [0, 1] grid, 2 the [-1, 1] grid.
+        let w = CellKind.lstm.planes.count, steps = near.count
+        let acc = SummaryAccumulator(layerIDs: [0], units: [1], cells: [.lstm])
+        var reference = Gate.of(.lstm).map { GateSummary(gate: $0) }
+        var values = [Float](repeating: 0.5, count: steps * w)
+        for (t, x) in near.enumerated() {
+            for g in 0..<w { values[t * w + g] = g == 3 ? x : (g % 2 == 0 ? x : -x) }
+            for g in 0..<w { reference[g].add(Double(values[t * w + g])) }
+        }
+        let active = [Bool](repeating: true, count: steps)
+        values.withUnsafeBufferPointer { v in
+            active.withUnsafeBufferPointer { a in
+                acc.add(layer: 0, units: 0..<1, steps: steps, values: v.baseAddress!, active: a.baseAddress!, path: path)
+            }
+        }
+        for (g, gate) in Gate.of(.lstm).enumerated() {
+            let got = acc.summary(layer: 0, unit: 0, gate: g)
+            #expect(got.histogram == reference[g].histogram, "gate \(gate)")
+            #expect(got.edgeEqual == reference[g].edgeEqual, "gate \(gate)")
+            #expect(got == reference[g], "gate \(gate)")
+        }
+    }
+
     /// A batch longer than the fixed-point accumulators' 8192 rows, every value at the top of
     /// the window (|x| just below 2^T: terms just below 2^50, sums just below 2^63), in one call
     /// and then row by row: equal summaries, equal to `GateSummary.add`.

@@ -32,8 +32,6 @@ typedef struct {
     int hist_offset[GS_MAX_WIDTH];   // start of plane g's slots in a unit's histogram, -1: none
     int grid_low[GS_MAX_WIDTH];      // first edge in thousandths: 0 or -1000
     int64_t *edge_eq;                // [units * width * GS_EDGE_SLOTS] values equal to edge 125*j
-    const double *edges01;           // the 1001 edges k/1000 of [0, 1]
-    const double *edges11;           // the 2001 edges of [-1, 1]
 } gs_summary_layer;
 
 /// Adds units [unit0, unit1) of `sequences` sequences to `l`: sequence s has its values
@@ -64,7 +62,7 @@ typedef struct {
 /// (zeros at first; per level, the best interval whose minimum is that level, and the count
 /// differences: read it through gs_spans_finish): sequence s is
 /// seq_ids[s], with values and active laid out as in gs_summary_add; the memory gate is plane
-/// `plane`. `thresholds` holds the GS_SPAN_GRID + 1 thresholds; `scratch` 3 * steps + 1 ints.
+/// `plane`. `thresholds` holds the GS_SPAN_GRID + 1 thresholds; `scratch` (units + 2) * steps + 1 ints.
 void gs_spans_add(gs_span *spans, int units, int width, int plane, const double *thresholds, int sequences,
                   const int64_t *seq_ids, int steps, const float *values, size_t value_stride,
                   const bool *active, size_t active_stride, int *scratch);
