@@ -3,6 +3,7 @@
 #
 #   scripts/bench_summaries.sh            # 2 x LSTM(128), 1024 sequences x 64 steps, 16 features
 #   SEQUENCES=4096 UNITS=256 scripts/bench_summaries.sh
+#   FULL=0 SEQUENCES=8192 scripts/bench_summaries.sh   # skip the (slow) full recording
 #
 # Per round (ROUNDS, default 3; the order alternates), in steps x sequences per second:
 #   * engine: GateScopeBench, Model.forward alone over the same input in batches of 64 (no
@@ -49,6 +50,7 @@ record() {  # $@ = extra options; prints steps*seqs/s of the whole command
 : > e1.txt; : > e2.txt; : > so.txt; : > full.txt
 for k in $(seq "$ROUNDS"); do
     order="e1 e2 so full"; [ $((k % 2)) -eq 0 ] && order="full so e2 e1"
+    [ "${FULL:-1}" = 0 ] && order=${order/full/}
     for w in $order; do
         case $w in
             e1) v=$(engine 1) ;;
@@ -61,11 +63,11 @@ for k in $(seq "$ROUNDS"); do
     done
 done
 med() { sort -g "$1" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-e1=$(med e1.txt); e2=$(med e2.txt); so=$(med so.txt); full=$(med full.txt)
+e1=$(med e1.txt); e2=$(med e2.txt); so=$(med so.txt); full=$(med full.txt); full=${full:-0}
 awk -v e1="$e1" -v e2="$e2" -v so="$so" -v full="$full" -v r="$ROUNDS" -v c="$(nproc)" 'BEGIN {
     printf "medians of %d rounds, steps x sequences per second:\n", r
     printf "  engine, 1 thread:          %8.0f\n", e1
     printf "  engine, %d threads:         %8.0f\n", c, e2
     printf "  record --summaries-only:   %8.0f  = %.2fx engine (1 thread), %.2fx engine (%d threads)\n", so, so / e1, so / e2, c
-    printf "  record (every gate row):   %8.0f  = %.2fx engine (1 thread)\n", full, full / e1
+    if (full > 0) printf "  record (every gate row):   %8.0f  = %.2fx engine (1 thread)\n", full, full / e1
 }'

@@ -4,6 +4,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 
@@ -418,67 +419,109 @@ static inline void span_merge(gs_span *a, const gs_span *o) {
     a->count += o->count;
 }
 
-// The largest k with thresholds[k] < v, or -1.
-static inline int threshold_index(double v, const double *thresholds) {
-    if (!(v > 0)) return -1;
-    if (v > 1) return GS_SPAN_GRID;
-    // A guess, corrected against the exact thresholds.
-    int k = (int)(v * GS_SPAN_GRID);
-    if (k > GS_SPAN_GRID) k = GS_SPAN_GRID;
-    while (k >= 0 && !(thresholds[k] < v)) k--;
-    while (k < GS_SPAN_GRID && thresholds[k + 1] < v) k++;
-    return k;
+// The largest k with thresholds[k] = k / GS_SPAN_GRID (as doubles) below x, or -1. As locate does:
+// t = x * 100 is exact, and a float32 x is above the double nearest k/100 exactly when t > k (x
+// equals k/100 only at multiples of 1/4, where that double is exact), so no table is read.
+static inline int threshold_index(float x) {
+    const double t = (double)x * GS_SPAN_GRID;
+    if (!(t > 0)) return -1;
+    if (t > GS_SPAN_GRID) return GS_SPAN_GRID;
+    const int k = (int)t;  // floor, t > 0
+    return (double)k == t ? k - 1 : k;
 }
 
-// One sequence: see SpanAccumulator for the method (each step is the minimum of the widest
-// interval around it whose levels are all >= its own, found with a monotonic stack). Only O(steps)
-// per unit: an interval goes to the table at its own level, and a span start to the count
-// differences; gs_spans_finish takes the suffix best and the prefix sums once at the end.
-static void spans_one(gs_span *spans, int units, int width, int plane, const double *thresholds, int64_t seq_id,
-                      int steps, const float *values, const bool *active, int *levels, int *left, int *stack) {
-    const size_t row = (size_t)units * (size_t)width;
-    // Every unit's levels first, row by row: a unit's own values are a whole row apart, and
-    // reading them unit by unit waited on memory for each.
-    for (int t = 0; t < steps; t++) {
-        const float *r = values + (size_t)t * row + plane;
-        for (int unit = 0; unit < units; unit++)
-            levels[(size_t)unit * steps + t] = active[t] ? threshold_index((double)r[(size_t)unit * width], thresholds) : -1;
-    }
-    for (int unit = 0; unit < units; unit++) {
-        const int *kmax = levels + (size_t)unit * steps;
-        gs_span *raw = spans + (size_t)unit * (GS_SPAN_GRID + 1);
-        int top = -1;
-        for (int t = 0; t < steps; t++) top = kmax[t] > top ? kmax[t] : top;
-        if (top < 0) continue;
-        int depth = 0;
-        for (int t = 0; t <= steps; t++) {
-            const int level = t < steps ? kmax[t] : -1;
-            // Popping step j at t: t is the first step right of j with a smaller level.
-            while (depth > 0 && kmax[stack[depth - 1]] > level) {
-                const int j = stack[--depth];
-                const int from = left[j] + 1;
-                const gs_span candidate = { t - from, from, seq_id, 0 };
-                span_merge(&raw[kmax[j]], &candidate);
-            }
-            if (t == steps) break;
-            if (depth > 0) {
-                const int j = stack[depth - 1];
-                left[t] = kmax[j] < level ? j : left[j];
-            } else {
-                left[t] = -1;
-            }
-            if (level >= 0) {
-                // A step starts a span at the thresholds in [level of t - 1, level of t): +1 at
-                // previous + 1 and -1 past `level` (past the grid: nothing to undo there).
-                const int previous = t > 0 ? kmax[t - 1] : -1;
-                if (level > previous) {
-                    raw[previous + 1].count += 1;
-                    if (level + 1 <= GS_SPAN_GRID) raw[level + 1].count -= 1;
-                }
-            }
-            stack[depth++] = t;
+// One unit of one sequence (levels kmax, at least one >= 0), any length: each step is the minimum
+// of the widest interval around it whose levels are all >= its own, found with a monotonic stack.
+// An interval goes to the table at its own level, and a span start to the count differences.
+static void spans_stack(gs_span *raw, const int8_t *kmax, int steps, int64_t seq_id, int *left, int *stack) {
+    int depth = 0;
+    for (int t = 0; t <= steps; t++) {
+        const int level = t < steps ? kmax[t] : -1;
+        // Popping step j at t: t is the first step right of j with a smaller level.
+        while (depth > 0 && kmax[stack[depth - 1]] > level) {
+            const int j = stack[--depth];
+            const int from = left[j] + 1;
+            const gs_span candidate = { t - from, from, seq_id, 0 };
+            span_merge(&raw[kmax[j]], &candidate);
         }
+        if (t == steps) break;
+        if (depth > 0) {
+            const int j = stack[depth - 1];
+            left[t] = kmax[j] < level ? j : left[j];
+        } else {
+            left[t] = -1;
+        }
+        if (level >= 0) {
+            // A step starts a span at the thresholds in [level of t - 1, level of t): +1 at
+            // previous + 1 and -1 past `level` (past the grid: nothing to undo there).
+            const int previous = t > 0 ? kmax[t - 1] : -1;
+            if (level > previous) {
+                raw[previous + 1].count += 1;
+                if (level + 1 <= GS_SPAN_GRID) raw[level + 1].count -= 1;
+            }
+        }
+        stack[depth++] = t;
     }
+}
+
+// The same for at most 64 steps, with few unpredictable branches: the steps join the mask m of
+// steps above the threshold in order of falling level (a counting sort), each joining the runs
+// (spans) left and right of it, whose lengths the mask gives. Runs only grow as the threshold
+// falls, so the longest span (earliest on ties) and the number of spans are running values; the
+// state after a level's last step is that threshold's answer, and a threshold no step sits at
+// repeats the one above. Threshold k's longest span goes to the table at k, where
+// gs_spans_finish's best over k' >= k still finds it (a span of a higher threshold lies inside
+// one of k, so it never beats k's best).
+static void spans_masks(gs_span *table, const int8_t *kmax, int steps, int64_t seq_id, int top) {
+    int at[GS_SPAN_GRID + 2];  // steps per level, then where each level starts in `order`
+    int8_t order[64], levels[64];  // steps by falling level; the levels that have steps, falling
+    int32_t longest_at[GS_SPAN_GRID + 1], first_at[GS_SPAN_GRID + 1];
+    int64_t runs_at[GS_SPAN_GRID + 1];
+    for (int k = 0; k <= top + 1; k++) at[k] = 0;
+    // Inactive steps (level -1) sort last, at top + 1, and are never joined.
+    for (int t = 0; t < steps; t++) at[kmax[t] < 0 ? top + 1 : kmax[t]]++;
+    int joined = 0, distinct = 0;
+    for (int k = top; k >= 0; k--) {
+        const int n = at[k];
+        levels[distinct] = (int8_t)k;
+        distinct += n > 0;
+        at[k] = joined;
+        joined += n;
+    }
+    at[top + 1] = joined;
+    for (int t = 0; t < steps; t++) order[at[kmax[t] < 0 ? top + 1 : kmax[t]]++] = (int8_t)t;
+    uint64_t m = 0;
+    int64_t runs = 0;
+    int longest = 0, first = 0;
+    for (int i = 0; i < joined; i++) {
+        const int t = order[i], level = kmax[t];
+        const uint64_t below = ~m & ((1ull << t) - 1);  // clear steps below t
+        const int left = below ? t - 1 - (63 - __builtin_clzll(below)) : t;
+        const uint64_t clear_above = t == 63 ? 0 : ~m >> (t + 1);  // 0: every step above t is set
+        const int right = clear_above ? __builtin_ctzll(clear_above) : 63 - t;
+        m |= 1ull << t;
+        runs += 1 - (left > 0) - (right > 0);
+        const int length = left + 1 + right, start = t - left;
+        const bool better = length > longest || (length == longest && start < first);
+        longest = better ? length : longest;
+        first = better ? start : first;
+        // The last step of a level leaves that threshold's answer here.
+        longest_at[level] = longest;
+        first_at[level] = first;
+        runs_at[level] = runs;
+    }
+    // Only thresholds that steps sit at: the others repeat the one above, whose longest span
+    // gs_spans_finish finds anyway, and their count differences are 0. Threshold k's count is
+    // that of the lowest level >= k; the table holds c_k - c_(k-1).
+    int64_t runs_above = 0;
+    for (int g = 0; g < distinct; g++) {
+        const int k = levels[g];
+        const gs_span candidate = { longest_at[k], first_at[k], seq_id, 0 };
+        span_merge(&table[k], &candidate);
+        if (k + 1 <= GS_SPAN_GRID) table[k + 1].count += runs_above - runs_at[k];
+        runs_above = runs_at[k];
+    }
+    table[0].count += runs_above;
 }
 
 void gs_spans_finish(const gs_span *raw, int units, gs_span *out) {
@@ -501,14 +544,98 @@ void gs_spans_finish(const gs_span *raw, int units, gs_span *out) {
     }
 }
 
-void gs_spans_add(gs_span *spans, int units, int width, int plane, const double *thresholds, int sequences,
-                  const int64_t *seq_ids, int steps, const float *values, size_t value_stride,
-                  const bool *active, size_t active_stride, int *scratch) {
-    if (steps <= 0) return;
-    for (int s = 0; s < sequences; s++)
-        spans_one(spans, units, width, plane, thresholds, seq_ids[s], steps, values + (size_t)s * value_stride,
-                  active + (size_t)s * active_stride, scratch, scratch + (size_t)units * steps,
-                  scratch + (size_t)(units + 1) * steps);
+void gs_spans_add(gs_span *spans, int units, int width, int plane, int sequences, const int64_t *seq_ids, int steps,
+                  const float *values, size_t value_stride, const bool *active, size_t active_stride, int *scratch) {
+    if (steps <= 0 || sequences <= 0) return;
+    const size_t row = (size_t)units * (size_t)width;
+    // Every level first, [sequence, unit, step], row by row: a unit's own values are a whole row
+    // apart, and reading them unit by unit waited on memory for each. Then one unit at a time over
+    // every sequence, into a table of the unit's own that stays in L1 and is merged once.
+    int8_t *levels = malloc((size_t)sequences * (size_t)units * (size_t)steps);
+    for (int s = 0; s < sequences && levels; s++) {
+        const bool *act = active + (size_t)s * active_stride;
+        int8_t *out = levels + (size_t)s * units * steps;
+        for (int t = 0; t < steps; t++) {
+            const float *r = values + (size_t)s * value_stride + (size_t)t * row + plane;
+            for (int unit = 0; unit < units; unit++)
+                out[(size_t)unit * steps + t] = (int8_t)(act[t] ? threshold_index(r[(size_t)unit * width]) : -1);
+        }
+    }
+    int8_t *one = (int8_t *)(scratch + 2 * (size_t)steps + 1);  // without the table: one sequence's unit at a time
+    gs_span local[GS_SPAN_GRID + 1];
+    for (int unit = 0; unit < units; unit++) {
+        memset(local, 0, sizeof local);
+        for (int s = 0; s < sequences; s++) {
+            const int8_t *kmax = levels + ((size_t)s * units + unit) * steps;
+            if (!levels) {
+                const float *p = values + (size_t)s * value_stride + (size_t)unit * width + plane;
+                for (int t = 0; t < steps; t++)
+                    one[t] = (int8_t)(active[(size_t)s * active_stride + t] ? threshold_index(p[(size_t)t * row]) : -1);
+                kmax = one;
+            }
+            int top = -1;
+            for (int t = 0; t < steps; t++) top = kmax[t] > top ? kmax[t] : top;
+            if (top < 0) continue;
+            if (steps <= 64) spans_masks(local, kmax, steps, seq_ids[s], top);
+            else spans_stack(local, kmax, steps, seq_ids[s], scratch, scratch + steps);
+        }
+        gs_span *raw = spans + (size_t)unit * (GS_SPAN_GRID + 1);
+        for (int k = 0; k <= GS_SPAN_GRID; k++) span_merge(&raw[k], &local[k]);
+    }
+    free(levels);
+}
+
+// ---- pair moments: staging one step's h ----------------------------------------------------------
+
+// q = round(h * 2^40) (ties to even; exact arithmetic for |h| <= 1), split as q = A1 2^20 + A0.
+static inline int stage_portable(const float *h, int units, int width, double *stage, int64_t *unit_sum) {
+    for (int u = 0; u < units; u++)
+        if (!(fabsf(h[(size_t)u * width]) <= 1)) return 0;
+    for (int u = 0; u < units; u++) {
+        const int64_t q = (int64_t)nearbyint((double)h[(size_t)u * width] * 0x1p40);
+        const int64_t hi = q >> 20;
+        stage[u] = (double)hi;
+        stage[units + u] = (double)(q - hi * (1 << 20));
+        unit_sum[u] += q;
+    }
+    return 1;
+}
+
+#ifdef GS_X86
+__attribute__((target("avx512f,avx512dq,avx512vl")))
+static int stage512(const float *h, int units, int width, double *stage, int64_t *unit_sum) {
+    const __m512i index = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64(width));
+    const __m512d one = _mm512_set1_pd(1.0), scale = _mm512_set1_pd(0x1p40), low = _mm512_set1_pd(0x1p20);
+    __mmask8 bad = 0;
+    // Staged first (a rejected step's stage is overwritten by the next one); counted only if
+    // every |h| <= 1 (so no NaN either).
+    for (int u = 0; u < units; u += 8) {
+        const __mmask8 m = (__mmask8)(units - u >= 8 ? 0xFF : (1u << (units - u)) - 1);
+        const __m512d d = _mm512_cvtps_pd(_mm512_mask_i64gather_ps(_mm256_setzero_ps(), m, index, h + (size_t)u * width, 4));
+        bad |= m & ~_mm512_cmp_pd_mask(_mm512_abs_pd(d), one, _CMP_LE_OQ);
+        const __m512d q = _mm512_roundscale_pd(_mm512_mul_pd(d, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        // q >> 20 and its low 20 bits, in doubles: floor(q / 2^20) is exact.
+        const __m512d hi = _mm512_roundscale_pd(_mm512_div_pd(q, low), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        _mm512_mask_storeu_pd(stage + u, m, hi);
+        _mm512_mask_storeu_pd(stage + units + u, m, _mm512_fnmadd_pd(hi, low, q));
+    }
+    if (bad) return 0;
+    for (int u = 0; u < units; u += 8) {
+        const __mmask8 m = (__mmask8)(units - u >= 8 ? 0xFF : (1u << (units - u)) - 1);
+        const __m512d q = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(m, stage + u), low, _mm512_maskz_loadu_pd(m, stage + units + u));
+        _mm512_mask_storeu_epi64(unit_sum + u, m, _mm512_add_epi64(_mm512_maskz_loadu_epi64(m, unit_sum + u), _mm512_cvtpd_epi64(q)));
+    }
+    return 1;
+}
+#endif
+
+int gs_pairs_stage(int path, const float *h, int units, int width, double *stage, int64_t *unit_sum) {
+#ifdef GS_X86
+    if (path >= 2 && gs_summary_path() >= 2) return stage512(h, units, width, stage, unit_sum);
+#else
+    (void)path;
+#endif
+    return stage_portable(h, units, width, stage, unit_sum);
 }
 
 // ---- exact symmetric rank-k update ----------------------------------------------------------------

@@ -136,30 +136,23 @@ public final class PairAccumulator {
     static func pairIndex(_ a: Int, _ b: Int, units u: Int) -> Int { a * (2 * u - a - 1) / 2 + (b - a - 1) }
 
     /// Adds the active steps of one sequence of layer `li`: `values` is `[steps, units, width]`,
-    /// `active[t]` says whether step t was computed.
-    public func add(layer li: Int, steps: Int, values: UnsafePointer<Float>, active: UnsafePointer<Bool>) {
+    /// `active[t]` says whether step t was computed. `path` picks the C loop (`gs_pairs_stage`).
+    public func add(layer li: Int, steps: Int, values: UnsafePointer<Float>, active: UnsafePointer<Bool>,
+                    path: Int32 = gs_summary_path()) {
         let l = layers[li]
         guard l.valid else { return }
         let u = l.units, w = l.width
         for t in 0..<steps where active[t] {
-            let row = values + t * u * w + l.plane
             // Every h of the step is checked before any is staged, so a layer that turns invalid
             // has staged nothing from this step.
-            for unit in 0..<u where !(abs(row[unit * w]) <= 1) {
+            let ok = l.stage.withUnsafeMutableBufferPointer { st in
+                l.unitSum.withUnsafeMutableBufferPointer { us in
+                    gs_pairs_stage(path, values + t * u * w + l.plane, Int32(u), Int32(w), st.baseAddress! + l.staged * 2 * u, us.baseAddress!)
+                }
+            }
+            guard ok != 0 else {
                 l.valid = false
                 return
-            }
-            l.stage.withUnsafeMutableBufferPointer { st in
-                let base = st.baseAddress! + l.staged * 2 * u
-                l.unitSum.withUnsafeMutableBufferPointer { us in
-                    for unit in 0..<u {
-                        let q = PairMoments.quantized(Double(row[unit * w]))
-                        let hi = q >> 20
-                        base[unit] = Double(hi)
-                        base[u + unit] = Double(q - hi << 20)
-                        us[unit] += q
-                    }
-                }
             }
             l.staged += 1
             l.steps += 1

@@ -32,7 +32,8 @@ public struct Span: Equatable, Sendable {
 /// every threshold below v_i, and the longest span above t is the widest such interval with
 /// v_i > t (an interval that is not a whole span is shorter than the span containing it). A step
 /// starts a span at the thresholds in [v_{i-1}, v_i). So one pass per sequence and unit (the C loop
-/// `gs_spans_add` keeps, per level, the best interval of that minimum and the start differences),
+/// `gs_spans_add` keeps, per level, the best interval of that minimum and the start differences;
+/// for up to 64 steps it joins runs in bit masks, threshold by threshold, to the same effect),
 /// plus one pass over the thresholds when the spans are read, gives every threshold's answer.
 public final class SpanAccumulator {
     /// Thresholds k/100 for k in 0...100.
@@ -56,7 +57,7 @@ public final class SpanAccumulator {
     }
 
     let layers: [Layer]
-    /// Per-sequence scratch of the C loop ((units + 2) * steps + 1 ints), grown as needed.
+    /// Scratch of the C loop (3 * steps + 1 ints), grown as needed.
     private var scratch: [Int32] = []
 
     /// Spans for layers of `units` units whose memory gate is plane `memoryPlane` (nil: none) of `width`.
@@ -79,13 +80,11 @@ public final class SpanAccumulator {
                     active: UnsafePointer<Bool>, activeStride: Int) {
         let l = layers[li]
         guard let plane = l.plane, steps > 0 else { return }
-        let need = (l.units + 2) * steps + 1
+        let need = 3 * steps + 1
         if scratch.count < need { scratch = [Int32](repeating: 0, count: need) }
-        Self.thresholds.withUnsafeBufferPointer { thresholds in
-            scratch.withUnsafeMutableBufferPointer { work in
-                gs_spans_add(l.spans, Int32(l.units), Int32(l.width), Int32(plane), thresholds.baseAddress!, Int32(seqIDs.count),
-                             seqIDs, Int32(steps), values, valueStride, active, activeStride, work.baseAddress!)
-            }
+        scratch.withUnsafeMutableBufferPointer { work in
+            gs_spans_add(l.spans, Int32(l.units), Int32(l.width), Int32(plane), Int32(seqIDs.count),
+                         seqIDs, Int32(steps), values, valueStride, active, activeStride, work.baseAddress!)
         }
     }
 

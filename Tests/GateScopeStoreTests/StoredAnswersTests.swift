@@ -99,13 +99,16 @@ import Testing
     }
 
     /// PairAccumulator (staged rank-K updates in Doubles, flushed to Int128) equals the direct
-    /// Int128 sums of quantized products, across stage and flush boundaries, with inactive steps.
-    @Test func pairMomentsEqualDirectSums() throws {
+    /// Int128 sums of quantized products, across stage and flush boundaries, with inactive steps,
+    /// on every path of the C staging loop (2: AVX-512 where the CPU has it, 0: portable).
+    @Test(arguments: [Int32(0), 2]) func pairMomentsEqualDirectSums(path: Int32) throws {
         var rng = SplitMix(7)
-        let units = 5, width = 2, steps = 9001
+        let units = 11, width = 2, steps = 9001
         var values = [Float](repeating: 0, count: steps * units * width)
         var active = [Bool](repeating: false, count: steps)
-        let specials: [Float] = [1, -1, 0, 1e-7, -3e-9, 0.999_999_94, Float.leastNonzeroMagnitude]
+        let specials: [Float] = [1, -1, 0, -0.0, 1e-7, -3e-9, 0.999_999_94, -0.999_999_94, Float.leastNonzeroMagnitude,
+                                 // ties of round(h * 2^40): h = (k + 1/2) 2^-40
+                                 0x1.8p-40, -0x1.8p-40, 0x1.4p-39, -0x1.4p-39]
         for t in 0..<steps {
             active[t] = rng.int(0..<10) != 0
             for u in 0..<units {
@@ -118,8 +121,8 @@ import Testing
         // Two calls, as two sequences.
         values.withUnsafeBufferPointer { v in
             active.withUnsafeBufferPointer { a in
-                acc.add(layer: 0, steps: 4000, values: v.baseAddress!, active: a.baseAddress!)
-                acc.add(layer: 0, steps: steps - 4000, values: v.baseAddress! + 4000 * units * width, active: a.baseAddress! + 4000)
+                acc.add(layer: 0, steps: 4000, values: v.baseAddress!, active: a.baseAddress!, path: path)
+                acc.add(layer: 0, steps: steps - 4000, values: v.baseAddress! + 4000 * units * width, active: a.baseAddress! + 4000, path: path)
             }
         }
         let m = try #require(acc.moments(layer: 0))
@@ -136,10 +139,12 @@ import Testing
         }
         #expect(m.steps == n && m.sum == sum && m.sumSq == sq && m.pairs == pairs)
         // A value outside [-1, 1] drops the layer's pairs.
-        let relu = PairAccumulator(units: [2], hPlane: [0], width: [1])
-        let big: [Float] = [0.5, 1.5], on = [true]
-        big.withUnsafeBufferPointer { v in on.withUnsafeBufferPointer { relu.add(layer: 0, steps: 1, values: v.baseAddress!, active: $0.baseAddress!) } }
-        #expect(relu.moments(layer: 0) == nil)
+        for outside: Float in [1.5, -1.0000001, .nan] {
+            let relu = PairAccumulator(units: [2], hPlane: [0], width: [1])
+            let big: [Float] = [0.5, outside], on = [true]
+            big.withUnsafeBufferPointer { v in on.withUnsafeBufferPointer { relu.add(layer: 0, steps: 1, values: v.baseAddress!, active: $0.baseAddress!, path: path) } }
+            #expect(relu.moments(layer: 0) == nil, "h = \(outside)")
+        }
     }
 
     /// SpanAccumulator equals a brute-force scan at every threshold, with masks, ties across and
@@ -150,16 +155,21 @@ import Testing
         let levels: [Float] = [0, 0.5, 0.9, 0.905, 0.95, 1, 0.01, 0.3]
         let acc = SpanAccumulator(units: [units], memoryPlane: [0], width: [1])
         var want = [Span](repeating: Span(), count: units * (grid + 1))
-        for seq in 0..<40 {
-            let steps = rng.int(1..<30)
+        for seq in 0..<60 {
+            // Up to 64 steps take the bit-mask path, longer ones the stack; sequence IDs out of
+            // order exercise the tie-breaks; sequence 5 is one span of 64 steps at every threshold.
+            let steps = [rng.int(1..<30), 64, rng.int(60..<70), rng.int(100..<150)][seq % 4]
+            let seqID = Int64((seq * 37) % 60)
             var values = [Float](repeating: 0, count: steps * units)
             var active = [Bool](repeating: true, count: steps)
             for t in 0..<steps {
-                active[t] = rng.int(0..<7) != 0
-                for u in 0..<units { values[t * units + u] = rng.int(0..<3) == 0 ? (rng.float() + 1) / 2 : levels[rng.int(0..<levels.count)] }
+                active[t] = seq == 5 || rng.int(0..<7) != 0
+                for u in 0..<units {
+                    values[t * units + u] = seq == 5 ? 1 : rng.int(0..<3) == 0 ? (rng.float() + 1) / 2 : levels[rng.int(0..<levels.count)]
+                }
             }
             values.withUnsafeBufferPointer { v in
-                active.withUnsafeBufferPointer { acc.add(layer: 0, seqID: Int64(seq), steps: steps, values: v.baseAddress!, active: $0.baseAddress!) }
+                active.withUnsafeBufferPointer { acc.add(layer: 0, seqID: seqID, steps: steps, values: v.baseAddress!, active: $0.baseAddress!) }
             }
             for u in 0..<units {
                 for k in 0...grid {
@@ -169,7 +179,7 @@ import Testing
                         let hit = step < steps && active[step] && Double(values[step * units + u]) > t
                         if hit { run += 1; continue }
                         if run > 0 {
-                            want[u * (grid + 1) + k].merge(Span(longest: Int32(run), seqID: Int64(seq), firstStep: Int32(step - run), count: 1))
+                            want[u * (grid + 1) + k].merge(Span(longest: Int32(run), seqID: seqID, firstStep: Int32(step - run), count: 1))
                         }
                         run = 0
                     }

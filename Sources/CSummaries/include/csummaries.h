@@ -59,17 +59,22 @@ typedef struct {
 #define GS_SPAN_GRID 100
 
 /// Adds `sequences` sequences of one layer to the raw table `spans` [units, GS_SPAN_GRID + 1]
-/// (zeros at first; per level, the best interval whose minimum is that level, and the count
-/// differences: read it through gs_spans_finish): sequence s is
-/// seq_ids[s], with values and active laid out as in gs_summary_add; the memory gate is plane
-/// `plane`. `thresholds` holds the GS_SPAN_GRID + 1 thresholds; `scratch` (units + 2) * steps + 1 ints.
-void gs_spans_add(gs_span *spans, int units, int width, int plane, const double *thresholds, int sequences,
-                  const int64_t *seq_ids, int steps, const float *values, size_t value_stride,
-                  const bool *active, size_t active_stride, int *scratch);
+/// (zeros at first; per threshold index, spans and count differences: read it through
+/// gs_spans_finish): sequence s is seq_ids[s], with values and active laid out as in
+/// gs_summary_add; the memory gate is plane `plane`, and the thresholds are k / GS_SPAN_GRID for
+/// k in 0...GS_SPAN_GRID (as doubles). `scratch` holds 3 * steps + 1 ints.
+void gs_spans_add(gs_span *spans, int units, int width, int plane, int sequences, const int64_t *seq_ids, int steps,
+                  const float *values, size_t value_stride, const bool *active, size_t active_stride, int *scratch);
 
 /// The spans of every threshold from a raw table: out[unit, k] = the best of raw[unit, k' >= k],
 /// with count = the sum of raw counts at k' <= k.
 void gs_spans_finish(const gs_span *raw, int units, gs_span *out);
+
+/// Stages one step's h for the pair moments (PairAccumulator): the h of unit u is h[u * width];
+/// q = round(h * 2^40) (ties to even) goes to stage[u] = q >> 20 and stage[units + u] = the low 20
+/// bits, and is added to unit_sum[u]. Returns 0 (staging nothing) unless every |h| <= 1. path as
+/// gs_summary_add; every path stages the same.
+int gs_pairs_stage(int path, const float *h, int units, int width, double *stage, int64_t *unit_sum);
 
 /// Exact symmetric rank-k update of the upper triangle: c[n, n] += a^T a, a = [k, n] row-major,
 /// c row-major with row stride n. Exact (and so equal on every path) when every partial sum is an
