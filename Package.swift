@@ -5,7 +5,7 @@ import PackageDescription
 //   CSQLite, CHDF5, CBLAS   system libraries from apt (sqlite3, libhdf5, OpenBLAS)
 //   CSQLiteChecksum         page checksums for SQLite (a VFS shim), so damaged pages are never read
 //   CKernels                AVX-512 / AVX2 kernels of the engine (packed weights, LSTM steps, thread team)
-//   CSummaries              the recorder's exact per-value loops (unit summaries, pair products)
+//   CSummaries              the recorder's per-value loops (unit summaries, spans, pair products, batch buffer)
 //   GateScopeEngine         Keras-exact forward pass, gate observer; no I/O, no storage
 //   GateScopeKeras          .keras / legacy .h5 import into engine models
 //   GateScopeONNX           .onnx import into the same engine graph (protobuf code generated, committed)
@@ -65,7 +65,7 @@ let package = Package(
             dependencies: ["GateScopeEngine", "GateScopeInput", "CSQLite", "CSQLiteChecksum", "CSummaries"],
             plugins: ["EmbedSQLPlugin"]
         ),
-        .target(name: "GateScopeRecording", dependencies: ["GateScopeEngine", "GateScopeInput", "GateScopeStore"]),
+        .target(name: "GateScopeRecording", dependencies: ["GateScopeEngine", "GateScopeInput", "GateScopeStore", "CSummaries"]),
         .target(name: "GateScopeFormat", dependencies: ["GateScopeStore", .product(name: "CSV", package: "CSV.swift")]),
         .target(name: "GateScopePlot"),
         .executableTarget(name: "gatescope", dependencies: [

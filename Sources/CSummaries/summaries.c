@@ -585,6 +585,25 @@ void gs_spans_add(gs_span *spans, int units, int width, int plane, int sequences
     free(levels);
 }
 
+// ---- the batch buffer ---------------------------------------------------------------------------
+
+// Unit-major with the planes innermost: every store lands next to the last, and each plane is read
+// in order (plane-major stores, `width` floats apart, cost the recorder's worker more than the
+// engine's cell). Inlined per common width so that the plane loop unrolls.
+__attribute__((always_inline))
+static inline void interleave(float *dst, const float *const *planes, int width, int units) {
+    for (int j = 0; j < units; j++)
+        for (int p = 0; p < width; p++) dst[(size_t)j * width + p] = planes[p][j];
+}
+
+void gs_interleave(float *dst, const float *const *planes, int width, int units) {
+    switch (width) {
+    case 6: interleave(dst, planes, 6, units); break;   // LSTM
+    case 4: interleave(dst, planes, 4, units); break;   // GRU
+    default: interleave(dst, planes, width, units);
+    }
+}
+
 // ---- pair moments: staging one step's h ----------------------------------------------------------
 
 // q = round(h * 2^40) (ties to even; exact arithmetic for |h| <= 1), split as q = A1 2^20 + A0.

@@ -1,3 +1,4 @@
+import CSummaries
 import Foundation
 import GateScopeEngine
 import GateScopeInput
@@ -11,6 +12,8 @@ final class BatchCapture: GateObserver {
     let units: [Int]
     let planes: [Int]
     var buffer: BatchBuffer
+    /// One sequence's plane pointers for `gs_interleave`, reused every step.
+    private let planeRows: UnsafeMutablePointer<UnsafePointer<Float>?>
 
     init(observed: [Int], layerCount: Int, units: [Int], planes: [Int], buffer: BatchBuffer) {
         observedLayers = Set(observed)
@@ -20,7 +23,10 @@ final class BatchCapture: GateObserver {
         self.units = units
         self.planes = planes
         self.buffer = buffer
+        planeRows = .allocate(capacity: Swift.max(planes.max() ?? 1, 1))
     }
+
+    deinit { planeRows.deallocate() }
 
     func observe(_ s: GateStep) throws {
         let li = slotOf[s.layer]
@@ -36,12 +42,9 @@ final class BatchCapture: GateObserver {
                 for b in 0..<s.batchSize where s.active[b] {
                     ap[b * activeStride + activeBase + s.step] = true
                     let dst = gp.baseAddress! + b * stride + offset + s.step * u * width
-                    let src = b * u
-                    // Interleave the planes unit by unit: the INSERT loop reads a row at a time.
-                    for (p, plane) in s.planes.enumerated() {
-                        let from = plane.baseAddress! + src
-                        for j in 0..<u { dst[j * width + p] = from[j] }
-                    }
+                    // Interleave the planes unit by unit: the INSERT loop and the summaries read a row at a time.
+                    for p in 0..<width { planeRows[p] = UnsafePointer(s.planes[p].baseAddress! + b * u) }
+                    gs_interleave(dst, planeRows, Int32(width), Int32(u))
                 }
             }
         }

@@ -5,10 +5,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// The recorder's per-value hot loops (GateScopeStore's SummaryAccumulator and PairAccumulator):
-// plain C so that a pass over a batch keeps each unit's tables in cache and pays no Swift
-// exclusivity checks. add_exact and locate in summaries.c are the twins of ExactSums.add and
-// HistogramGrid.locate (SummaryKernelTests compares the two sides value by value). Every result is exact, so the order of the loops does not show in it.
+// The recorder's per-value hot loops (GateScopeStore's SummaryAccumulator, SpanAccumulator and
+// PairAccumulator, and GateScopeRecording's batch buffer): plain C so that a pass over a batch
+// keeps each unit's tables in cache, runs 8 values a vector where the CPU has AVX-512, and pays
+// no Swift exclusivity checks. add_exact and locate in summaries.c are the twins of ExactSums.add
+// and HistogramGrid.locate (SummaryKernelTests compares the two sides value by value, on every
+// path). Every result is exact, so neither the order of the loops nor the path shows in it.
 
 /// Buckets of one value's exact Σx and Σx² (`ExactSums.width`): 256 linear, then 536 square.
 #define GS_SUM_LINEAR 256
@@ -69,6 +71,10 @@ void gs_spans_add(gs_span *spans, int units, int width, int plane, int sequences
 /// The spans of every threshold from a raw table: out[unit, k] = the best of raw[unit, k' >= k],
 /// with count = the sum of raw counts at k' <= k.
 void gs_spans_finish(const gs_span *raw, int units, gs_span *out);
+
+/// Interleaves `width` planes of `units` floats: dst[j * width + p] = planes[p][j] (the recorder's
+/// batch buffer holds a step's planes unit by unit).
+void gs_interleave(float *dst, const float *const *planes, int width, int units);
 
 /// Stages one step's h for the pair moments (PairAccumulator): the h of unit u is h[u * width];
 /// q = round(h * 2^40) (ties to even) goes to stage[u] = q >> 20 and stage[units + u] = the low 20
