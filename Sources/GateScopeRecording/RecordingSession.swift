@@ -144,10 +144,12 @@ final class Session {
     /// Records from the input (sequences before `startSequence` are read but not written).
     func run(open: () throws -> any SequenceReader) throws -> RecordResult {
         let reader = try open()
-        let ready = Handoff<Item>(capacity: 1)
-        let pool = Handoff<BatchBuffer>(capacity: 2)
-        _ = pool.put(BatchBuffer())
-        _ = pool.put(BatchBuffer())
+        // With summaries only, a third buffer lets the engine run a batch further ahead, so that
+        // the summaries, which take longer, rarely wait for it (each buffer is bounded in size).
+        let buffers = options.summariesOnly ? 3 : 2
+        let ready = Handoff<Item>(capacity: buffers - 1)
+        let pool = Handoff<BatchBuffer>(capacity: buffers)
+        for _ in 0..<buffers { _ = pool.put(BatchBuffer()) }
         let producerDone = DispatchSemaphore(value: 0)
         let producer = Producer(session: self, reader: reader, ready: ready, pool: pool)
         let thread = Thread {
@@ -169,36 +171,48 @@ final class Session {
 
     /// Adds each sequence of the batch (from `startSequence` on) to the summaries, pair moments and
     /// spans; every one of them is exact, so the order does not show in the results. With summaries
-    /// only, two parts run at once (the writer thread has no SQL to wait on): each takes half of
-    /// every layer's units, one the pair moments and the other the spans, so no state is shared.
+    /// only, they run as independent tasks on every core (the writer thread has no SQL to wait on).
     func accumulate(_ buf: BatchBuffer) {
         let t0 = timings.enabled ? DispatchTime.now().uptimeNanoseconds : 0
         // Sequences before the resume point lead the batch (the input is in order).
         guard let first = (0..<buf.count).first(where: { buf.indices[$0] >= startSequence }) else { return }
         let seqIDs = buf.indices[first..<buf.count].map { Int64($0) }
-        let parts = options.summariesOnly ? 2 : 1
         let acc = summaries, pairs = extras.pairs, spans = extras.spans
+        // Independent tasks: per layer, its spans, its pair moments, and its unit summaries in
+        // unit ranges (disjoint ranges may run at once; each accumulator keeps per-layer state).
+        // The long ones first, so that whichever thread is free takes the next and the parts end
+        // together.
+        enum Task { case spans(Int), pairs(Int), units(Int, Range<Int>) }
+        let ranges = options.summariesOnly ? 4 : 1
+        var tasks: [Task] = units.indices.map { .spans($0) } + units.indices.map { .pairs($0) }
+        for li in units.indices {
+            for r in 0..<ranges { tasks.append(.units(li, (units[li] * r / ranges)..<(units[li] * (r + 1) / ranges))) }
+        }
         buf.gates.withUnsafeBufferPointer { gp in
             buf.active.withUnsafeBufferPointer { ap in
-                let part = { (part: Int) in
-                    for li in self.units.indices {
-                        let active = ap.baseAddress! + first * buf.activeStride + buf.activeOffset[li]
-                        let values = gp.baseAddress! + first * buf.seqStride + buf.layerOffset[li]
-                        let steps = buf.layerTime[li], u = self.units[li]
-                        acc.add(layer: li, units: (u * part / parts)..<(u * (part + 1) / parts), sequences: seqIDs.count,
-                                steps: steps, values: values, valueStride: buf.seqStride, active: active, activeStride: buf.activeStride)
-                        if part == 0 {
-                            for s in seqIDs.indices {
-                                pairs.add(layer: li, steps: steps, values: values + s * buf.seqStride, active: active + s * buf.activeStride)
-                            }
+                let run = { (k: Int) in
+                    let li: Int
+                    switch tasks[k] { case let .spans(l), let .pairs(l), let .units(l, _): li = l }
+                    let active = ap.baseAddress! + first * buf.activeStride + buf.activeOffset[li]
+                    let values = gp.baseAddress! + first * buf.seqStride + buf.layerOffset[li]
+                    let steps = buf.layerTime[li]
+                    switch tasks[k] {
+                    case .spans:
+                        spans.add(layer: li, seqIDs: seqIDs, steps: steps, values: values, valueStride: buf.seqStride,
+                                  active: active, activeStride: buf.activeStride)
+                    case .pairs:
+                        for s in seqIDs.indices {
+                            pairs.add(layer: li, steps: steps, values: values + s * buf.seqStride, active: active + s * buf.activeStride)
                         }
-                        if part == parts - 1 {
-                            spans.add(layer: li, seqIDs: seqIDs, steps: steps, values: values, valueStride: buf.seqStride,
-                                      active: active, activeStride: buf.activeStride)
-                        }
+                    case let .units(_, range):
+                        acc.add(layer: li, units: range, sequences: seqIDs.count, steps: steps, values: values,
+                                valueStride: buf.seqStride, active: active, activeStride: buf.activeStride)
                     }
                 }
-                if parts == 1 { part(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: part) }
+                // With summaries only the writer thread has no SQL to wait on: the tasks run on
+                // every core, beside the engine's thread.
+                if options.summariesOnly { DispatchQueue.concurrentPerform(iterations: tasks.count, execute: run) }
+                else { for k in tasks.indices { run(k) } }
             }
         }
         if timings.enabled { timings.add(\.summaries, since: t0) }

@@ -45,6 +45,9 @@ public final class SpanAccumulator {
         let plane: Int?   // memory gate plane, nil: no spans (SimpleRNN)
         let width: Int
         let spans: UnsafeMutablePointer<gs_span>  // [unit, k], raw: see gs_spans_add
+        /// Scratch of the C loop (3 * steps + 1 ints), grown as needed; per layer, so that layers
+        /// can be added at once.
+        var scratch: [Int32] = []
         init(units: Int, plane: Int?, width: Int) {
             self.units = units
             self.plane = plane
@@ -57,8 +60,6 @@ public final class SpanAccumulator {
     }
 
     let layers: [Layer]
-    /// Scratch of the C loop (3 * steps + 1 ints), grown as needed.
-    private var scratch: [Int32] = []
 
     /// Spans for layers of `units` units whose memory gate is plane `memoryPlane` (nil: none) of `width`.
     public init(units: [Int], memoryPlane: [Int?], width: [Int]) {
@@ -81,8 +82,8 @@ public final class SpanAccumulator {
         let l = layers[li]
         guard let plane = l.plane, steps > 0 else { return }
         let need = 3 * steps + 1
-        if scratch.count < need { scratch = [Int32](repeating: 0, count: need) }
-        scratch.withUnsafeMutableBufferPointer { work in
+        if l.scratch.count < need { l.scratch = [Int32](repeating: 0, count: need) }
+        l.scratch.withUnsafeMutableBufferPointer { work in
             gs_spans_add(l.spans, Int32(l.units), Int32(l.width), Int32(plane), Int32(seqIDs.count),
                          seqIDs, Int32(steps), values, valueStride, active, activeStride, work.baseAddress!)
         }
