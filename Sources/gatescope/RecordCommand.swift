@@ -70,7 +70,7 @@ struct RecordCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Record only part K (0-based) of N disjoint parts of the input, by sequence index, into its own database; merge the parts with gatescope merge.", valueName: "K/N"))
     var shard: String?
 
-    @Flag(help: "Store only the per-unit summaries, pair moments and spans (what stats and the summary queries read), no gate rows: as fast as the engine. Such a run cannot be exported, plotted per step or resumed.")
+    @Flag(help: "Store only the per-unit summaries, pair moments and spans (what stats and the summary queries read), no gate rows: bound by the engine and the summaries, not by SQLite. Such a run cannot be exported, plotted per step or resumed.")
     var summariesOnly = false
 
     @Flag(help: "Do not draw progress on stderr (it is only drawn when stderr is a terminal).")
