@@ -544,6 +544,75 @@ void gs_spans_finish(const gs_span *raw, int units, gs_span *out) {
     }
 }
 
+#ifdef GS_X86
+// One unit over every sequence of a call (up to 127 steps each, sequence IDs rising), 128
+// thresholds at once: lane k of a byte vector is threshold k, the run above it at this step, its
+// longest run so far and where that started. A step of level L extends the runs of lanes k <= L
+// and ends the others; an ended run that is longer than the lane's best replaces it (strictly
+// longer, so the earliest sequence and step win ties, as span_merge's order says, since the IDs
+// rise). The table gets each threshold's longest span and count once, at the end.
+__attribute__((target("avx512f,avx512bw")))
+static void spans_unit512(gs_span *table, const int8_t *levels, size_t seq_stride, int sequences, int steps,
+                          const int64_t *seq_ids) {
+    int8_t lane[128], best[128], first[128], runs[128];
+    int32_t best_seq[128], count[128];
+    for (int k = 0; k < 128; k++) { lane[k] = (int8_t)k; best_seq[k] = 0; count[k] = 0; }
+    const __m512i k_lo = _mm512_loadu_si512(lane), k_hi = _mm512_loadu_si512(lane + 64), one = _mm512_set1_epi8(1);
+    __m512i best_lo = _mm512_setzero_si512(), best_hi = best_lo, first_lo = best_lo, first_hi = best_lo;
+    for (int s = 0; s < sequences; s++) {
+        const int8_t *lv = levels + (size_t)s * seq_stride;
+        __m512i run_lo = _mm512_setzero_si512(), run_hi = run_lo, n_lo = run_lo, n_hi = run_lo;
+        for (int t = 0; t <= steps; t++) {
+            const __m512i level = _mm512_set1_epi8(t < steps ? lv[t] : -1);  // past the end: every run ends
+            const __mmask64 in_lo = _mm512_cmple_epi8_mask(k_lo, level), in_hi = _mm512_cmple_epi8_mask(k_hi, level);
+            const __mmask64 was_lo = _mm512_test_epi8_mask(run_lo, run_lo), was_hi = _mm512_test_epi8_mask(run_hi, run_hi);
+            const __mmask64 better_lo = was_lo & ~in_lo & _mm512_cmpgt_epi8_mask(run_lo, best_lo);
+            const __mmask64 better_hi = was_hi & ~in_hi & _mm512_cmpgt_epi8_mask(run_hi, best_hi);
+            if (better_lo | better_hi) {
+                const __m512i tv = _mm512_set1_epi8((char)t);
+                best_lo = _mm512_mask_mov_epi8(best_lo, better_lo, run_lo);
+                best_hi = _mm512_mask_mov_epi8(best_hi, better_hi, run_hi);
+                first_lo = _mm512_mask_mov_epi8(first_lo, better_lo, _mm512_sub_epi8(tv, run_lo));
+                first_hi = _mm512_mask_mov_epi8(first_hi, better_hi, _mm512_sub_epi8(tv, run_hi));
+                for (uint64_t b = better_lo; b; b &= b - 1) best_seq[__builtin_ctzll(b)] = s;
+                for (uint64_t b = better_hi; b; b &= b - 1) best_seq[64 + __builtin_ctzll(b)] = s;
+            }
+            // A run starts where the lane rises and had none.
+            n_lo = _mm512_mask_add_epi8(n_lo, in_lo & ~was_lo, n_lo, one);
+            n_hi = _mm512_mask_add_epi8(n_hi, in_hi & ~was_hi, n_hi, one);
+            run_lo = _mm512_maskz_add_epi8(in_lo, run_lo, one);
+            run_hi = _mm512_maskz_add_epi8(in_hi, run_hi, one);
+        }
+        _mm512_storeu_si512(runs, n_lo);
+        _mm512_storeu_si512(runs + 64, n_hi);
+        for (int k = 0; k <= GS_SPAN_GRID; k++) count[k] += runs[k];
+    }
+    _mm512_storeu_si512(best, best_lo);
+    _mm512_storeu_si512(best + 64, best_hi);
+    _mm512_storeu_si512(first, first_lo);
+    _mm512_storeu_si512(first + 64, first_hi);
+    for (int k = 0; k <= GS_SPAN_GRID; k++) {
+        // Counts as differences over thresholds (gs_spans_finish sums them).
+        const gs_span candidate = { best[k], first[k], best[k] ? seq_ids[best_seq[k]] : 0, count[k] - (k > 0 ? count[k - 1] : 0) };
+        span_merge(&table[k], &candidate);
+    }
+}
+#endif
+
+// Whether spans_unit512 can run (AVX-512BW).
+static bool span_lanes(void) {
+#ifdef GS_X86
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512bw") ? 1 : 0;
+    }
+    return cached;
+#else
+    return false;
+#endif
+}
+
 void gs_spans_add(gs_span *spans, int units, int width, int plane, int sequences, const int64_t *seq_ids, int steps,
                   const float *values, size_t value_stride, const bool *active, size_t active_stride, int *scratch) {
     if (steps <= 0 || sequences <= 0) return;
@@ -563,8 +632,19 @@ void gs_spans_add(gs_span *spans, int units, int width, int plane, int sequences
     }
     int8_t *one = (int8_t *)(scratch + 2 * (size_t)steps + 1);  // without the table: one sequence's unit at a time
     gs_span local[GS_SPAN_GRID + 1];
+    bool rising = true;
+    for (int s = 1; s < sequences; s++) rising &= seq_ids[s] > seq_ids[s - 1];
+    const bool lanes = levels && rising && steps <= 127 && gs_summary_path() >= 2 && span_lanes();
     for (int unit = 0; unit < units; unit++) {
         memset(local, 0, sizeof local);
+#ifdef GS_X86
+        if (lanes) {
+            spans_unit512(local, levels + (size_t)unit * steps, (size_t)units * steps, sequences, steps, seq_ids);
+            gs_span *raw = spans + (size_t)unit * (GS_SPAN_GRID + 1);
+            for (int k = 0; k <= GS_SPAN_GRID; k++) span_merge(&raw[k], &local[k]);
+            continue;
+        }
+#endif
         for (int s = 0; s < sequences; s++) {
             const int8_t *kmax = levels + ((size_t)s * units + unit) * steps;
             if (!levels) {

@@ -147,6 +147,39 @@ import Testing
         }
     }
 
+    /// Sequences added several a call (the recorder's way: rising IDs take the 128-lane path,
+    /// others the per-sequence one) give the spans that one call per sequence gives.
+    @Test func batchedSpansEqualOneSequenceACall() throws {
+        var rng = SplitMix(23)
+        let units = 4, steps = 40, perCall = 10
+        let one = SpanAccumulator(units: [units], memoryPlane: [1], width: [2])
+        let batched = SpanAccumulator(units: [units], memoryPlane: [1], width: [2])
+        for call in 0..<3 {
+            // Call 1 gives its IDs falling.
+            let ids = (0..<perCall).map { Int64(call * perCall + (call == 1 ? perCall - 1 - $0 : $0)) }
+            var values = [Float](repeating: 0, count: perCall * steps * units * 2)
+            var active = [Bool](repeating: true, count: perCall * steps)
+            for i in active.indices { active[i] = rng.int(0..<9) != 0 }
+            for i in values.indices { values[i] = rng.int(0..<4) == 0 ? 1 : Float(rng.int(0..<101)) / 100 }
+            values.withUnsafeBufferPointer { v in
+                active.withUnsafeBufferPointer { a in
+                    batched.add(layer: 0, seqIDs: ids, steps: steps, values: v.baseAddress!, valueStride: steps * units * 2,
+                                active: a.baseAddress!, activeStride: steps)
+                    for (s, id) in ids.enumerated() {
+                        one.add(layer: 0, seqID: id, steps: steps, values: v.baseAddress! + s * steps * units * 2,
+                                active: a.baseAddress! + s * steps)
+                    }
+                }
+            }
+        }
+        let got = try #require(batched.spans(layer: 0)), want = try #require(one.spans(layer: 0))
+        for k in got.indices where got[k] != want[k] {
+            Issue.record("unit \(k / (SpanAccumulator.grid + 1)) threshold \(k % (SpanAccumulator.grid + 1)): \(got[k]) vs \(want[k])")
+            break
+        }
+        #expect(want.contains { $0.count > 1 && $0.longest > 3 })
+    }
+
     /// SpanAccumulator equals a brute-force scan at every threshold, with masks, ties across and
     /// within sequences, and values exactly on thresholds.
     @Test func spansEqualBruteForce() throws {
