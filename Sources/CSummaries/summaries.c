@@ -599,19 +599,17 @@ static void spans_unit512(gs_span *table, const int8_t *levels, size_t seq_strid
 }
 #endif
 
+#ifdef GS_X86
 // Whether spans_unit512 can run (AVX-512BW).
 static bool span_lanes(void) {
-#ifdef GS_X86
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
         cached = __builtin_cpu_supports("avx512bw") ? 1 : 0;
     }
     return cached;
-#else
-    return false;
-#endif
 }
+#endif
 
 void gs_spans_add(gs_span *spans, int units, int width, int plane, int sequences, const int64_t *seq_ids, int steps,
                   const float *values, size_t value_stride, const bool *active, size_t active_stride, int *scratch) {
@@ -632,9 +630,11 @@ void gs_spans_add(gs_span *spans, int units, int width, int plane, int sequences
     }
     int8_t *one = (int8_t *)(scratch + 2 * (size_t)steps + 1);  // without the table: one sequence's unit at a time
     gs_span local[GS_SPAN_GRID + 1];
+#ifdef GS_X86
     bool rising = true;
     for (int s = 1; s < sequences; s++) rising &= seq_ids[s] > seq_ids[s - 1];
     const bool lanes = levels && rising && steps <= 127 && gs_summary_path() >= 2 && span_lanes();
+#endif
     for (int unit = 0; unit < units; unit++) {
         memset(local, 0, sizeof local);
 #ifdef GS_X86
