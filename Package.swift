@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "CSQLiteChecksum", dependencies: ["CSQLite"]),
         // AVX-512 matrix kernel for packed weights (runtime-dispatched; OpenBLAS otherwise).
         .target(name: "CKernels"),
-        // Exact per-unit summaries and the exact rank-k update of the pair moments (plain C loops).
+        // The recorder's exact per-value loops: summaries, spans, pair moments, batch buffer (plain C).
         .target(name: "CSummaries"),
         .target(name: "GateScopeEngine", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "GateScopeKeras", dependencies: [

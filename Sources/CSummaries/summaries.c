@@ -13,6 +13,25 @@
 #define GS_X86 1
 #endif
 
+// The CPU's vector features, read once: every path choice below asks here.
+enum { CPU_AVX2_FMA = 1, CPU_AVX512F = 2, CPU_AVX512_DQ_VL = 4, CPU_AVX512BW = 8 };
+
+static int cpu_features(void) {
+#ifdef GS_X86
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? CPU_AVX2_FMA : 0) |
+                 (__builtin_cpu_supports("avx512f") ? CPU_AVX512F : 0) |
+                 (__builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") ? CPU_AVX512_DQ_VL : 0) |
+                 (__builtin_cpu_supports("avx512bw") ? CPU_AVX512BW : 0);
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
 // ---- per-unit summaries -------------------------------------------------------------------------
 
 // x's exact Σx and Σx² buckets, as ExactSums.add: Σx in bucket e (value m * 2^(e - 150)), the
@@ -49,51 +68,14 @@ static inline int locate(float x, int lo, int bins, int *edge) {
     return 1 + f - lo;
 }
 
-// Adds `steps` values of one plane of one unit, `stride` floats apart (active NULL: all). Inlined
-// per kind of grid (none, [0, 1], [-1, 1]), so that every per-plane constant stays in a register.
-__attribute__((always_inline))
-static inline void add_plane(const float *p, size_t stride, const bool *active, int steps, int64_t *sums,
-                             double *min, double *max, int64_t *hist, int lo, int bins,
-                             int64_t *edge_eq) {
-    double mn = *min, mx = *max;
-    for (int t = 0; t < steps; t++) {
-        if (active && !active[t]) continue;
-        const float x = p[(size_t)t * stride];
-        const double d = x;
-        add_exact(x, sums);
-        mn = d < mn ? d : mn;
-        mx = d > mx ? d : mx;
-        if (!hist) continue;
-        int e;
-        hist[locate(x, lo, bins, &e)]++;
-        // A float32 equals edge k/1000 only when k/1000 is a multiple of 1/8 (the nearest double
-        // to any other k/1000 has more than 24 significant bits), so e is a multiple of
-        // GS_EDGE_STEP; SummaryKernelTests checks this for every edge.
-        if (e >= 0) edge_eq[e / GS_EDGE_STEP]++;
-    }
-    *min = mn;
-    *max = mx;
-}
-
-// Adds `steps` steps of one unit: p points at its first plane at step 0, steps are `stride`
-// floats apart; active NULL means every step.
-static void add_unit(const gs_summary_layer *l, int unit, const float *p, size_t stride,
-                     const bool *active, int steps, int64_t count) {
-    const int w = l->width;
-    const size_t at = (size_t)unit * (size_t)w;
-    l->n[unit] += count;
-    for (int g = 0; g < w; g++) {
-        int64_t *sums = l->sums + (at + g) * GS_SUM_WIDTH;
-        int64_t *edge_eq = l->edge_eq + (at + g) * GS_EDGE_SLOTS;
-        double *mn = l->min + at + g, *mx = l->max + at + g;
-        if (l->hist_offset[g] < 0) {
-            add_plane(p + g, stride, active, steps, sums, mn, mx, NULL, 0, 0, NULL);
-            continue;
-        }
-        int64_t *hist = l->hist + (size_t)unit * l->hist_stride + l->hist_offset[g];
-        if (l->grid_low[g] == 0) add_plane(p + g, stride, active, steps, sums, mn, mx, hist, 0, 1000, edge_eq);
-        else add_plane(p + g, stride, active, steps, sums, mn, mx, hist, -1000, 2000, edge_eq);
-    }
+// Counts x in its histogram slot and, when it equals an edge, in that edge's slot.
+static inline void count_value(float x, int lo, int bins, int64_t *hist, int64_t *edge_eq) {
+    int e;
+    hist[locate(x, lo, bins, &e)]++;
+    // A float32 equals edge k/1000 only when k/1000 is a multiple of 1/8 (the nearest double to
+    // any other k/1000 has more than 24 significant bits), so e is a multiple of GS_EDGE_STEP;
+    // SummaryKernelTests checks this for every edge.
+    if (e >= 0) edge_eq[e / GS_EDGE_STEP]++;
 }
 
 // ---- the fixed-point fast path ------------------------------------------------------------------
@@ -253,11 +235,8 @@ static void fast_block512(fast_group *g, const float *const *rows, int n, int j,
         _mm512_storeu_si512(addr, at);
         for (int q2 = 0; q2 < 8; q2++) (*(int64_t *)(uintptr_t)addr[q2])++;
         for (unsigned lanes = edge; lanes; lanes &= lanes - 1) {
-            const int q2 = __builtin_ctz(lanes), jj = j + q2;
-            int e;
-            g->hist[jj][locate(rows[r][jj], g->low[jj], g->bins[jj], &e)]++;
-            // Only multiples of 1/8 can be float32 edges (see hist_block_grid).
-            if (e >= 0) g->edge_eq[jj][e / GS_EDGE_STEP]++;
+            const int jj = j + __builtin_ctz(lanes);
+            count_value(rows[r][jj], g->low[jj], g->bins[jj], g->hist[jj], g->edge_eq[jj]);
         }
     }
     _mm512_storeu_si512(g->ax + j, _mm512_add_epi64(_mm512_loadu_si512(g->ax + j), ax));
@@ -269,31 +248,15 @@ static void fast_block512(fast_group *g, const float *const *rows, int n, int j,
 #endif
 
 int gs_summary_path(void) {
-#ifdef GS_X86
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                 __builtin_cpu_supports("avx512vl") ? 2 : 0;
-    }
-    return cached;
-#else
-    return 0;
-#endif
+    const int both = CPU_AVX512F | CPU_AVX512_DQ_VL;
+    return (cpu_features() & both) == both ? 2 : 0;
 }
 
 // The histogram and edge hits of slot j over a block, on grid [0, 1] (lo 0) or [-1, 1].
 __attribute__((always_inline))
 static inline void hist_block_grid(const float *const *rows, int n, int j, int64_t *hist, int64_t *edge_eq,
                                    int lo, int bins) {
-    for (int r = 0; r < n; r++) {
-        int e;
-        hist[locate(rows[r][j], lo, bins, &e)]++;
-        // A float32 equals edge k/1000 only when k/1000 is a multiple of 1/8 (the nearest double
-        // to any other k/1000 has more than 24 significant bits), so e is a multiple of
-        // GS_EDGE_STEP; SummaryKernelTests checks this for every edge.
-        if (e >= 0) edge_eq[e / GS_EDGE_STEP]++;
-    }
+    for (int r = 0; r < n; r++) count_value(rows[r][j], lo, bins, hist, edge_eq);
 }
 
 static void hist_block(const fast_group *g, const float *const *rows, int n, int j) {
@@ -403,7 +366,19 @@ void gs_summary_add(int path, const gs_summary_layer *l, int sequences, int step
 }
 
 void gs_summary_add_row(const gs_summary_layer *l, int unit, const float *row) {
-    add_unit(l, unit, row, 0, NULL, 1, 1);
+    const size_t at = (size_t)unit * (size_t)l->width;
+    l->n[unit] += 1;
+    for (int g = 0; g < l->width; g++) {
+        const float x = row[g];
+        const double d = x;
+        add_exact(x, l->sums + (at + g) * GS_SUM_WIDTH);
+        l->min[at + g] = d < l->min[at + g] ? d : l->min[at + g];
+        l->max[at + g] = d > l->max[at + g] ? d : l->max[at + g];
+        if (l->hist_offset[g] < 0) continue;
+        const bool unit_grid = l->grid_low[g] == 0;
+        count_value(x, unit_grid ? 0 : -1000, unit_grid ? 1000 : 2000,
+                    l->hist + (size_t)unit * l->hist_stride + l->hist_offset[g], l->edge_eq + (at + g) * GS_EDGE_SLOTS);
+    }
 }
 
 // ---- memory spans ------------------------------------------------------------------------------
@@ -599,18 +574,6 @@ static void spans_unit512(gs_span *table, const int8_t *levels, size_t seq_strid
 }
 #endif
 
-#ifdef GS_X86
-// Whether spans_unit512 can run (AVX-512BW).
-static bool span_lanes(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512bw") ? 1 : 0;
-    }
-    return cached;
-}
-#endif
-
 void gs_spans_add(gs_span *spans, int units, int width, int plane, int sequences, const int64_t *seq_ids, int steps,
                   const float *values, size_t value_stride, const bool *active, size_t active_stride, int *scratch) {
     if (steps <= 0 || sequences <= 0) return;
@@ -633,7 +596,7 @@ void gs_spans_add(gs_span *spans, int units, int width, int plane, int sequences
 #ifdef GS_X86
     bool rising = true;
     for (int s = 1; s < sequences; s++) rising &= seq_ids[s] > seq_ids[s - 1];
-    const bool lanes = levels && rising && steps <= 127 && gs_summary_path() >= 2 && span_lanes();
+    const bool lanes = levels && rising && steps <= 127 && (cpu_features() & CPU_AVX512BW);
 #endif
     for (int unit = 0; unit < units; unit++) {
         memset(local, 0, sizeof local);
@@ -740,16 +703,8 @@ int gs_pairs_stage(int path, const float *h, int units, int width, double *stage
 // ---- exact symmetric rank-k update ----------------------------------------------------------------
 
 int gs_syrk_path(void) {
-#ifdef GS_X86
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
-    }
-    return cached;
-#else
-    return 0;
-#endif
+    const int f = cpu_features();
+    return f & CPU_AVX512F ? 2 : f & CPU_AVX2_FMA ? 1 : 0;
 }
 
 // Portable: row r of a adds a[r, i] * a[r, j] to every c[i, j] with j >= i.

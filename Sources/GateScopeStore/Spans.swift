@@ -33,7 +33,7 @@ public struct Span: Equatable, Sendable {
 /// v_i > t (an interval that is not a whole span is shorter than the span containing it). A step
 /// starts a span at the thresholds in [v_{i-1}, v_i). So one pass per sequence and unit (the C loop
 /// `gs_spans_add` keeps, per level, the best interval of that minimum and the start differences;
-/// for up to 64 steps it joins runs in bit masks, threshold by threshold, to the same effect),
+/// its faster paths for short sequences keep each threshold's own best, to the same effect),
 /// plus one pass over the thresholds when the spans are read, gives every threshold's answer.
 public final class SpanAccumulator {
     /// Thresholds k/100 for k in 0...100.
