@@ -85,29 +85,49 @@ void gs_lstm_pack_bias(const float *bias, int units, float *packed) {
 
 // ---- the product: tiles of R rows x H half-panels (16 columns each), one accumulator per
 // output and k summed in order. Inlined with constant R and H, so every accumulator stays in a
-// register. Eight rows by one panel is the main tile; fewer rows take more panels at once, so
-// that a batch of one still has eight independent FMA chains instead of waiting on two.
+// register. Six rows by two panels (24 accumulators) is the main tile: per k it loads four
+// panel vectors and broadcasts six values for 24 FMAs, where eight rows by one panel spent ten
+// loads on 16 (scripts/bench_lstm_gemm.sh measures both). A batch of one takes four panels, so it
+// still has eight independent FMA chains.
+//
+// With six rows or more, k is summed in chunks of KC, so that a chunk of the panels stays in L1
+// while every row tile of the strip reuses it; between chunks the accumulators wait in `part`,
+// exactly, and the last chunk adds C or the bias: the same operations in the same order as one
+// pass over k.
 
 // Column offset of half-panel h of the tile that starts at panel `panel`: halves 2q, 2q+1 are
 // the two 16-column halves of panel q.
 #define HALF(panel, pstride, h) ((panel) + (size_t)((h) / 2) * (pstride) + ((h) % 2) * 16)
+#define PART 128    // floats per row of the partial sums (up to 8 half-panels)
 
 __attribute__((always_inline, target("avx512f")))
-static inline void tile512(const float *a, size_t lda, const int R, const int H, int k, const float *panel,
-                           size_t pstride, float *c, size_t ldc, const float *bias, int accumulate) {
-    __m512 acc[8][8];
+static inline void tile512(const float *a, size_t lda, const int R, const int H, int k0, int k1, const float *panel,
+                           size_t pstride, float *c, size_t ldc, const float *bias, int accumulate,
+                           float *part, int first, int last) {
+    __m512 acc[6][8];
     for (int r = 0; r < R; r++)
-        for (int h = 0; h < H; h++) acc[r][h] = _mm512_setzero_ps();
-    for (int kk = 0; kk < k; kk++) {
+        for (int h = 0; h < H; h++)
+            acc[r][h] = first ? _mm512_setzero_ps() : _mm512_load_ps(part + r * PART + h * 16);
+    // Row pointers and a fixed unroll: otherwise the loop's address arithmetic competes with
+    // the FMAs for issue slots.
+    const float *ar[6];
+    for (int r = 0; r < R; r++) ar[r] = a + (size_t)r * lda + k0;
+    const float *pk = panel + (size_t)k0 * NR;
+    int n = k1 - k0;
+#ifdef __clang__
+#pragma clang loop unroll_count(4)
+#endif
+    for (int kk = 0; kk < n; kk++) {
         __m512 b[8];
-        for (int h = 0; h < H; h++) b[h] = _mm512_loadu_ps(HALF(panel, pstride, h) + (size_t)kk * NR);
+        for (int h = 0; h < H; h++) b[h] = _mm512_loadu_ps(HALF(pk, pstride, h) + (size_t)kk * NR);
         for (int r = 0; r < R; r++) {
-            __m512 av = _mm512_set1_ps(a[(size_t)r * lda + kk]);
+            __m512 av = _mm512_set1_ps(ar[r][kk]);
             for (int h = 0; h < H; h++) acc[r][h] = _mm512_fmadd_ps(av, b[h], acc[r][h]);
         }
     }
     for (int r = 0; r < R; r++) {
         for (int h = 0; h < H; h++) {
+            if (!last) { _mm512_store_ps(part + r * PART + h * 16, acc[r][h]); continue; }
             float *cr = c + (size_t)r * ldc + (size_t)(h / 2) * NR + (h % 2) * 16;
             if (accumulate) acc[r][h] = _mm512_add_ps(acc[r][h], _mm512_loadu_ps(cr));
             else if (bias) acc[r][h] = _mm512_add_ps(acc[r][h], _mm512_loadu_ps(bias + (size_t)(h / 2) * NR + (h % 2) * 16));
@@ -143,22 +163,63 @@ static inline void tile256(const float *a, size_t lda, const int R, const int H,
     }
 }
 
-// One tile of `rows` rows starting at half-panel 0 of `panel`, `halves` wide; returns the halves done.
+// One tile of `rows` (1...6) rows by `halves` (2, 4, or 8 with one row) half-panels.
 __attribute__((target("avx512f")))
-static int tile512_any(const float *a, size_t lda, int rows, int halves, int k, const float *panel, size_t pstride,
-                       float *c, size_t ldc, const float *bias, int accumulate) {
-#define T512(R, H) do { tile512(a, lda, R, H, k, panel, pstride, c, ldc, bias, accumulate); return H; } while (0)
+static void tile512_any(const float *a, size_t lda, int rows, int halves, int k0, int k1, const float *panel,
+                        size_t pstride, float *c, size_t ldc, const float *bias, int accumulate, float *part,
+                        int first, int last) {
+#define T512(R, H) tile512(a, lda, R, H, k0, k1, panel, pstride, c, ldc, bias, accumulate, part, first, last)
+    if (halves == 8) { T512(1, 8); return; }
+    if (halves == 4) {
+        switch (rows) {
+        case 1: T512(1, 4); return;
+        case 2: T512(2, 4); return;
+        case 3: T512(3, 4); return;
+        case 4: T512(4, 4); return;
+        case 5: T512(5, 4); return;
+        default: T512(6, 4); return;
+        }
+    }
     switch (rows) {
-    case 1: if (halves >= 8) T512(1, 8); if (halves >= 4) T512(1, 4); T512(1, 2);
-    case 2: if (halves >= 4) T512(2, 4); T512(2, 2);
-    case 3: T512(3, 2);
-    case 4: T512(4, 2);
-    case 5: T512(5, 2);
-    case 6: T512(6, 2);
-    case 7: T512(7, 2);
-    default: T512(8, 2);
+    case 1: T512(1, 2); return;
+    case 2: T512(2, 2); return;
+    case 3: T512(3, 2); return;
+    case 4: T512(4, 2); return;
+    case 5: T512(5, 2); return;
+    default: T512(6, 2); return;
     }
 #undef T512
+}
+
+// The AVX-512 product: strips of MC rows; in each, groups of half-panels (four, or eight for a
+// single row), k in chunks of KC (one chunk for fewer than MR rows: nothing to reuse), row tiles
+// of MR.
+__attribute__((target("avx512f")))
+static void gemm512(const float *a, size_t lda, int m, int k, const float *packed, int p0, int p1,
+                    float *c, size_t ldc, const float *bias, int accumulate) {
+    enum { MC = 48, KC = 128, MR = 6 };
+    float part[MC * PART] __attribute__((aligned(64)));
+    size_t pstride = (size_t)k * NR;
+    int kc = m < MR ? (k > 0 ? k : 1) : KC;
+    for (int i0 = 0; i0 < m; i0 += MC) {
+        int i1 = m - i0 < MC ? m : i0 + MC;
+        for (int q = 2 * p0; q < 2 * p1;) {
+            int left = 2 * p1 - q;
+            int halves = i1 - i0 == 1 && left >= 8 ? 8 : left >= 4 ? 4 : 2;
+            const float *panel = packed + (size_t)(q / 2) * pstride;
+            const float *bp = bias ? bias + (size_t)(q / 2) * NR : NULL;
+            for (int k0 = 0; k0 < k || k0 == 0; k0 += kc) {
+                int k1 = k - k0 < kc ? k : k0 + kc;
+                for (int i = i0; i < i1; i += MR) {
+                    int rows = i1 - i < MR ? i1 - i : MR;
+                    tile512_any(a + (size_t)i * lda, lda, rows, halves, k0, k1, panel, pstride,
+                                c + (size_t)i * ldc + (size_t)(q / 2) * NR, ldc, bp, accumulate,
+                                part + (size_t)(i - i0) * PART, k0 == 0, k1 == k);
+                }
+            }
+            q += halves;
+        }
+    }
 }
 
 __attribute__((target("avx2,fma")))
@@ -181,35 +242,32 @@ static int tile256_any(const float *a, size_t lda, int rows, int halves, int k, 
 void gs_lstm_gemm(int path, const float *a, size_t lda, int m, int k, const float *packed,
                   int p0, int p1, float *c, size_t ldc, const float *bias, int accumulate) {
 #ifdef GS_X86
-    // Strips of MC rows: each panel (32 x k floats) is read once per strip and reused by every
-    // row block of it while it sits in L1/L2. A short last row block sweeps the panels on its own.
-    enum { MC = 96 };
-    int mr = path == 2 ? 8 : 6;
+    if (path == 2) { gemm512(a, lda, m, k, packed, p0, p1, c, ldc, bias, accumulate); return; }
+    // AVX2: strips of MC rows; each panel (32 x k floats) is read once per strip and reused by
+    // every row block of it while it sits in L1/L2. A short last row block sweeps the panels on its own.
+    enum { MC = 96, MR = 6 };
     size_t pstride = (size_t)k * NR;
     for (int i0 = 0; i0 < m; i0 += MC) {
         int i1 = m - i0 < MC ? m : i0 + MC;
-        int full = i0 + (i1 - i0) / mr * mr;
+        int full = i0 + (i1 - i0) / MR * MR;
         for (int p = p0; p < p1; p++) {
             const float *panel = packed + (size_t)p * pstride;
             const float *bp = bias ? bias + (size_t)p * NR : NULL;
-            for (int i = i0; i < full; i += mr) {
+            for (int i = i0; i < full; i += MR) {
                 const float *ai = a + (size_t)i * lda;
                 float *ci = c + (size_t)i * ldc + (size_t)p * NR;
-                if (path == 2) tile512_any(ai, lda, 8, 2, k, panel, pstride, ci, ldc, bp, accumulate);
-                else for (int h = 0; h < 2; h += tile256_any(ai, lda, 6, 1, k, panel + h * 16, pstride, ci + h * 16, ldc, bp ? bp + h * 16 : NULL, accumulate)) {}
+                for (int h = 0; h < 2; h += tile256_any(ai, lda, MR, 1, k, panel + h * 16, pstride, ci + h * 16, ldc, bp ? bp + h * 16 : NULL, accumulate)) {}
             }
         }
         if (full < i1) {
             int rows = i1 - full, h = 2 * p0, h1 = 2 * p1;
             const float *ai = a + (size_t)full * lda;
             while (h < h1) {
-                // Half-panel h: panel h/2, column offset (h%2)*16; tiles never start mid-panel
-                // except on AVX2, whose tiles are single halves.
+                // Half-panel h: panel h/2, column offset (h%2)*16 (AVX2 tiles are single halves).
                 const float *panel = packed + (size_t)(h / 2) * pstride + (h % 2) * 16;
                 float *ci = c + (size_t)full * ldc + (size_t)(h / 2) * NR + (h % 2) * 16;
                 const float *bp = bias ? bias + (size_t)(h / 2) * NR + (h % 2) * 16 : NULL;
-                h += path == 2 ? tile512_any(ai, lda, rows, h1 - h, k, panel, pstride, ci, ldc, bp, accumulate)
-                               : tile256_any(ai, lda, rows, h1 - h, k, panel, pstride, ci, ldc, bp, accumulate);
+                h += tile256_any(ai, lda, rows, h1 - h, k, panel, pstride, ci, ldc, bp, accumulate);
             }
         }
     }
