@@ -210,8 +210,10 @@ static void gemm512(const float *a, size_t lda, int m, int k, const float *packe
             const float *bp = bias ? bias + (size_t)(q / 2) * NR : NULL;
             for (int k0 = 0; k0 < k || k0 == 0; k0 += kc) {
                 int k1 = k - k0 < kc ? k : k0 + kc;
-                for (int i = i0; i < i1; i += MR) {
-                    int rows = i1 - i < MR ? i1 - i : MR;
+                for (int i = i0, rows; i < i1; i += rows) {
+                    // Seven or eight rows left go as two tiles of three or four, not six and a
+                    // short one: a tile of one or two rows has too few FMAs per load.
+                    rows = i1 - i < MR ? i1 - i : i1 - i > MR && i1 - i < MR + 3 ? (i1 - i + 1) / 2 : MR;
                     tile512_any(a + (size_t)i * lda, lda, rows, halves, k0, k1, panel, pstride,
                                 c + (size_t)i * ldc + (size_t)(q / 2) * NR, ldc, bp, accumulate,
                                 part + (size_t)(i - i0) * PART, k0 == 0, k1 == k);
