@@ -126,7 +126,6 @@ extension LSTMForward {
             planes.base.advanced(by: (6 + 5) * ps).update(from: initial[0], count: bu)
             planes.base.advanced(by: (6 + 4) * ps).update(from: initial[1], count: bu)
         }
-        let sequence = AlignedFloats(count: returnSequences ? batch * time * u : 0)
         let last = AlignedFloats(count: bu)
         var active = [Bool](repeating: true, count: batch)
         // The first processed step at which each row is active (Keras 2 outputs zeros before it).
@@ -232,6 +231,10 @@ extension LSTMForward {
         }
 
         // Nothing below throws: an observer's error is kept in `failure` and thrown after the join.
+        // The output sequence is written in place into the array that is returned: every element
+        // of every step is written (h or zero), and a copy of it would touch as many fresh pages again.
+        let sequenceCount = returnSequences ? batch * time * u : 0
+        let sequence = [Float](unsafeUninitializedCapacity: sequenceCount) { seqBuffer, initialized in
         x.withUnsafeBufferPointer { xp in
         firstActive.withUnsafeBufferPointer { fa in
         active.withUnsafeMutableBufferPointer { act in
@@ -239,7 +242,7 @@ extension LSTMForward {
                 shared.x = xp.baseAddress!
                 shared.xz = xz.base
                 shared.planes = planes.base
-                shared.sequence = returnSequences ? sequence.base : nil
+                shared.sequence = returnSequences ? seqBuffer.baseAddress : nil
                 shared.last = last.base
                 shared.mask = mp
                 shared.firstActive = fa.baseAddress!
@@ -269,12 +272,15 @@ extension LSTMForward {
                 work(0, shared, observe: observe)
                 done.wait()
                 // The threads used these through raw pointers: keep them alive until all are done.
-                withExtendedLifetime([xz, planes, sequence, last]) {}
+                withExtendedLifetime([xz, planes, last]) {}
             }
         }}}
+            // Float has no invalid values: after a failure (thrown below) the rest is never read.
+            initialized = sequenceCount
+        }
         if let failure { throw failure }
         let final = (time - 1) % 2 * 6 * ps
-        return Result(sequence: sequence.array(), last: last.array(), finalH: planes.array(from: final + 5 * ps, count: bu),
+        return Result(sequence: sequence, last: last.array(), finalH: planes.array(from: final + 5 * ps, count: bu),
                       finalC: planes.array(from: final + 4 * ps, count: bu))
     }
 }
