@@ -339,8 +339,8 @@ __attribute__((target("avx2,fma"))) static inline __m256 tanh256(__m256 x) {
 }
 
 __attribute__((target("avx512f")))
-static void cell512(const float *z, int b0, int b1, int units, const float *cp, float *cn, float *hn,
-                    float *gi, float *gf, float *gg, float *go) {
+static inline void cell512(const float *z, int b0, int b1, int units, const float *cp, float *cn, float *hn,
+                           float *gi, float *gf, float *gg, float *go, float *out) {
     for (int b = b0; b < b1; b++) {
         int j = b * UB, left = units - j;
         __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
@@ -358,12 +358,13 @@ static void cell512(const float *z, int b0, int b1, int units, const float *cp, 
         _mm512_mask_storeu_ps(go + j, m, o);
         _mm512_mask_storeu_ps(cn + j, m, cv);
         _mm512_mask_storeu_ps(hn + j, m, hv);
+        if (out) _mm512_mask_storeu_ps(out + j, m, hv);
     }
 }
 
 __attribute__((target("avx2,fma")))
-static void cell256(const float *z, int b0, int b1, int units, const float *cp, float *cn, float *hn,
-                    float *gi, float *gf, float *gg, float *go) {
+static inline void cell256(const float *z, int b0, int b1, int units, const float *cp, float *cn, float *hn,
+                           float *gi, float *gf, float *gg, float *go, float *out) {
     for (int b = b0; b < b1; b++) {
         const float *zb = z + (size_t)b * 4 * UB;
         for (int h8 = 0; h8 < 2; h8++) {
@@ -382,20 +383,49 @@ static void cell256(const float *z, int b0, int b1, int units, const float *cp, 
             _mm256_maskstore_ps(go + j, m, o);
             _mm256_maskstore_ps(cn + j, m, cv);
             _mm256_maskstore_ps(hn + j, m, hv);
+            if (out) _mm256_maskstore_ps(out + j, m, hv);
         }
+    }
+}
+
+// Every row of a step in one call: with the rows' independent work back to back, the out-of-order
+// core overlaps one row's exp and divide chains with the next row's (at 32 units a row is a single
+// vector, and one call per row left those chains waiting on each other).
+__attribute__((target("avx512f")))
+static void rows512(const float *z, size_t zstride, int rows, const _Bool *mask, size_t mstride, int b0, int b1,
+                    int units, const float *cp, float *cn, float *hn, float *gi, float *gf, float *gg, float *go,
+                    float *out, size_t ostride) {
+    for (int r = 0; r < rows; r++) {
+        if (mask && !mask[(size_t)r * mstride]) continue;
+        size_t p = (size_t)r * units;
+        cell512(z + (size_t)r * zstride, b0, b1, units, cp + p, cn + p, hn + p, gi + p, gf + p, gg + p, go + p,
+                out ? out + (size_t)r * ostride : NULL);
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void rows256(const float *z, size_t zstride, int rows, const _Bool *mask, size_t mstride, int b0, int b1,
+                    int units, const float *cp, float *cn, float *hn, float *gi, float *gf, float *gg, float *go,
+                    float *out, size_t ostride) {
+    for (int r = 0; r < rows; r++) {
+        if (mask && !mask[(size_t)r * mstride]) continue;
+        size_t p = (size_t)r * units;
+        cell256(z + (size_t)r * zstride, b0, b1, units, cp + p, cn + p, hn + p, gi + p, gf + p, gg + p, go + p,
+                out ? out + (size_t)r * ostride : NULL);
     }
 }
 
 #endif  // GS_X86
 
-void gs_lstm_cell(int path, const float *z, int b0, int b1, int units, const float *c_prev, float *c_next,
-                  float *h_next, float *gi, float *gf, float *gg, float *go) {
+void gs_lstm_cell(int path, const float *z, size_t zstride, int rows, const _Bool *mask, size_t mstride,
+                  int b0, int b1, int units, const float *c_prev, float *c_next, float *h_next,
+                  float *gi, float *gf, float *gg, float *go, float *out, size_t ostride) {
 #ifdef GS_X86
-    if (path == 2) cell512(z, b0, b1, units, c_prev, c_next, h_next, gi, gf, gg, go);
-    else cell256(z, b0, b1, units, c_prev, c_next, h_next, gi, gf, gg, go);
+    if (path == 2) rows512(z, zstride, rows, mask, mstride, b0, b1, units, c_prev, c_next, h_next, gi, gf, gg, go, out, ostride);
+    else rows256(z, zstride, rows, mask, mstride, b0, b1, units, c_prev, c_next, h_next, gi, gf, gg, go, out, ostride);
 #else
-    (void)path; (void)z; (void)b0; (void)b1; (void)units; (void)c_prev; (void)c_next; (void)h_next;
-    (void)gi; (void)gf; (void)gg; (void)go;
+    (void)path; (void)z; (void)zstride; (void)rows; (void)mask; (void)mstride; (void)b0; (void)b1; (void)units;
+    (void)c_prev; (void)c_next; (void)h_next; (void)gi; (void)gf; (void)gg; (void)go; (void)out; (void)ostride;
 #endif
 }
 

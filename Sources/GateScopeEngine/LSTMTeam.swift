@@ -174,21 +174,24 @@ extension LSTMForward {
             // z_t += h_{t-1} U; rows of step t are chunk*zw apart.
             let z = xz + (t - chunkFirst) * zw
             gs_lstm_gemm(path, prev + 5 * ps, u, Int32(batch), Int32(u), rk, p0, p1, z, chunk * zw, nil, 1)
+            // The cell of every active row in one call; it also writes their h to the output sequence.
+            let seqStep = buffers.sequence.map { $0 + k * u }                // row b at + b * time * u
+            gs_lstm_cell(path, z, chunk * zw, Int32(batch), buffers.mask.map { $0 + t }, time, Int32(c0), Int32(c1), Int32(u),
+                         prev + 4 * ps, cur + 4 * ps, cur + 5 * ps, cur, cur + ps, cur + 2 * ps, cur + 3 * ps,
+                         seqStep, time * u)
+            guard buffers.mask != nil || k == time - 1 else { return }
             for b in 0..<batch {
                 let on = buffers.mask?[b * time + t] ?? true
                 let r = b * u
-                if on {
-                    gs_lstm_cell(path, z + b * chunk * zw, Int32(c0), Int32(c1), Int32(u), prev + 4 * ps + r, cur + 4 * ps + r,
-                                 cur + 5 * ps + r, cur + r, cur + ps + r, cur + 2 * ps + r, cur + 3 * ps + r)
-                } else {
-                    // A masked step carries h and c.
-                    for p in 4..<6 { (cur + p * ps + r + j0).update(from: prev + p * ps + r + j0, count: j1 - j0) }
-                }
                 let zero = !on && (zeroOutput || k < buffers.firstActive[b])
                 let h = cur + 5 * ps + r
-                if let seq = buffers.sequence {
-                    let o = seq + (b * time + k) * u
-                    for j in j0..<j1 { o[j] = zero ? 0 : h[j] }
+                if !on {
+                    // A masked step carries h and c.
+                    for p in 4..<6 { (cur + p * ps + r + j0).update(from: prev + p * ps + r + j0, count: j1 - j0) }
+                    if let seqStep {
+                        let o = seqStep + b * time * u
+                        for j in j0..<j1 { o[j] = zero ? 0 : h[j] }
+                    }
                 }
                 if k == time - 1 {
                     for j in j0..<j1 { buffers.last[r + j] = zero ? 0 : h[j] }

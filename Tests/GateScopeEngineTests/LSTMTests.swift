@@ -230,7 +230,7 @@ func vectorCellMatchesFloat64() throws {
     for path in 1...gs_lstm_path() {
         var c = [Float](repeating: 0, count: u), h = c
         var gi = h, gf = h, gg = h, go = h
-        gs_lstm_cell(path, zi, 0, gs_lstm_blocks(Int32(u)), Int32(u), c0, &c, &h, &gi, &gf, &gg, &go)
+        gs_lstm_cell(path, zi, zi.count, 1, nil, 0, 0, gs_lstm_blocks(Int32(u)), Int32(u), c0, &c, &h, &gi, &gf, &gg, &go, nil, 0)
         var worst = 0.0
         for j in 0..<u {
             let i = sig(z[j]), f = sig(z[u + j]), g = Foundation.tanh(Double(z[2 * u + j])), o = sig(z[3 * u + j])
@@ -241,5 +241,26 @@ func vectorCellMatchesFloat64() throws {
         }
         print("\(path == 2 ? "AVX-512" : "AVX2") cell: worst error / (1e-7 + 1e-6|b|) = \(worst)")
         #expect(worst <= 1)
+
+        // Three rows in one call, the middle one masked: rows 0 and 2 equal the single-row result
+        // (row 2 reads the same z and c), row 1 is left as it was, and `out` gets each computed h.
+        let zs = zi.count + 16
+        var z3 = [Float](repeating: .nan, count: 3 * zs)
+        for q in 0..<3 { for j in 0..<zi.count { z3[q * zs + j] = zi[j] } }
+        let c3 = c0 + c0 + c0, sentinel = [Float](repeating: -7, count: 3 * u)
+        var cn = sentinel, hn = sentinel, gi3 = sentinel, gf3 = sentinel, gg3 = sentinel, go3 = sentinel
+        var out = [Float](repeating: -7, count: 3 * (u + 5))
+        let mask: [Bool] = [true, true, false, false, true, true]  // read at stride 2
+        gs_lstm_cell(path, z3, zs, 3, mask, 2, 0, gs_lstm_blocks(Int32(u)), Int32(u), c3, &cn, &hn,
+                     &gi3, &gf3, &gg3, &go3, &out, u + 5)
+        for (row, on) in [(0, true), (1, false), (2, true)] {
+            let range = row * u..<(row + 1) * u
+            #expect(Array(cn[range]) == (on ? c : Array(sentinel[range])), "row \(row) c")
+            #expect(Array(hn[range]) == (on ? h : Array(sentinel[range])), "row \(row) h")
+            #expect(Array(gf3[range]) == (on ? gf : Array(sentinel[range])), "row \(row) f")
+            #expect(Array(go3[range]) == (on ? go : Array(sentinel[range])), "row \(row) o")
+            #expect(Array(out[row * (u + 5)..<row * (u + 5) + u]) == (on ? h : [Float](repeating: -7, count: u)), "row \(row) out")
+        }
+        #expect(out[u..<u + 5].allSatisfy { $0 == -7 }, "nothing written between output rows")
     }
 }

@@ -40,11 +40,14 @@ void gs_lstm_pack_bias(const float *bias, int units, float *packed);
 void gs_lstm_gemm(int path, const float *a, size_t lda, int m, int k, const float *packed,
                   int p0, int p1, float *c, size_t ldc, const float *bias, int accumulate);
 
-/// One sequence's cell update for unit blocks b0..<b1 from interleaved pre-activations z
-/// (recurrent sigmoid, tanh): c_next = f*c_prev + i*g, h_next = o*tanh(c_next), gates stored.
-/// State and gate rows are [units] (not padded).
-void gs_lstm_cell(int path, const float *z, int b0, int b1, int units, const float *c_prev, float *c_next,
-                  float *h_next, float *gi, float *gf, float *gg, float *go);
+/// One step's cell update for unit blocks b0..<b1 of `rows` sequences from interleaved
+/// pre-activations z (recurrent sigmoid, tanh): c_next = f*c_prev + i*g, h_next = o*tanh(c_next),
+/// gates stored. Row r reads z + r*zstride; its state and gate rows are [units] (not padded), at
+/// r*units. Rows with mask[r*mstride] false are skipped (mask NULL: every row). If out is not
+/// NULL, each computed row's h also goes to out + r*ostride.
+void gs_lstm_cell(int path, const float *z, size_t zstride, int rows, const _Bool *mask, size_t mstride,
+                  int b0, int b1, int units, const float *c_prev, float *c_next, float *h_next,
+                  float *gi, float *gf, float *gg, float *go, float *out, size_t ostride);
 
 /// A barrier for the threads that share one layer's steps.
 typedef struct gs_barrier gs_barrier;
