@@ -53,10 +53,11 @@ private func reference(_ s: LSTMSpec, x: [Float], batch: Int, time: Int, mask: [
 
 /// Every kernel path, on one and on two threads, against the float64 reference: masked steps,
 /// go_backwards, initial states, Keras 2's zeros before a row's first step, a last unit block that
-/// is not full (37 and 200 units) and batches that do not fill the 8-row tiles. The vector paths
+/// is not full (37 and 200 units), batches that do not fill the row tiles, and a batch split into row
+/// chunks because the layer has few unit blocks (37 units, batch 40: 2 chunks x 3 blocks). The vector paths
 /// must also equal each other bit for bit, whatever the thread count: resumed and sharded runs
 /// depend on it.
-@Test(arguments: [(37, 1), (37, 13), (128, 1), (200, 9), (256, 64), (300, 3)])
+@Test(arguments: [(37, 1), (37, 13), (37, 40), (128, 1), (200, 9), (256, 64), (300, 3)])
 func kernelPathsMatchFloat64(_ shape: (units: Int, batch: Int)) throws {
     let (u, batch) = shape
     let time = 5, d = 7
