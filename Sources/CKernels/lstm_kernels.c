@@ -390,29 +390,28 @@ static inline void cell256(const float *z, int b0, int b1, int units, const floa
 
 // Every row of a step in one call: with the rows' independent work back to back, the out-of-order
 // core overlaps one row's exp and divide chains with the next row's (at 32 units a row is a single
-// vector, and one call per row left those chains waiting on each other).
+// vector, and one call per row left those chains waiting on each other). One body for both
+// instruction sets, so that each inlines its own cell.
+#define ROWS_BODY(CELL)                                                                           \
+    for (int r = 0; r < rows; r++) {                                                              \
+        if (mask && !mask[(size_t)r * mstride]) continue;                                         \
+        size_t p = (size_t)r * units;                                                             \
+        CELL(z + (size_t)r * zstride, b0, b1, units, cp + p, cn + p, hn + p, gi + p, gf + p, gg + p, go + p, \
+             out ? out + (size_t)r * ostride : NULL);                                             \
+    }
+
 __attribute__((target("avx512f")))
 static void rows512(const float *z, size_t zstride, int rows, const _Bool *mask, size_t mstride, int b0, int b1,
                     int units, const float *cp, float *cn, float *hn, float *gi, float *gf, float *gg, float *go,
                     float *out, size_t ostride) {
-    for (int r = 0; r < rows; r++) {
-        if (mask && !mask[(size_t)r * mstride]) continue;
-        size_t p = (size_t)r * units;
-        cell512(z + (size_t)r * zstride, b0, b1, units, cp + p, cn + p, hn + p, gi + p, gf + p, gg + p, go + p,
-                out ? out + (size_t)r * ostride : NULL);
-    }
+    ROWS_BODY(cell512)
 }
 
 __attribute__((target("avx2,fma")))
 static void rows256(const float *z, size_t zstride, int rows, const _Bool *mask, size_t mstride, int b0, int b1,
                     int units, const float *cp, float *cn, float *hn, float *gi, float *gf, float *gg, float *go,
                     float *out, size_t ostride) {
-    for (int r = 0; r < rows; r++) {
-        if (mask && !mask[(size_t)r * mstride]) continue;
-        size_t p = (size_t)r * units;
-        cell256(z + (size_t)r * zstride, b0, b1, units, cp + p, cn + p, hn + p, gi + p, gf + p, gg + p, go + p,
-                out ? out + (size_t)r * ostride : NULL);
-    }
+    ROWS_BODY(cell256)
 }
 
 #endif  // GS_X86

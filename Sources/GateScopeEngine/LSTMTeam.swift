@@ -109,9 +109,10 @@ extension LSTMForward {
     /// The LSTM on the interleaved kernels, its units split over `threads` threads that meet
     /// once per step.
     ///
-    /// Per step, threads take blocks of 16 units (of a chunk of rows, for a layer of few blocks) in turn:
-    /// z[:, block] = x_t W + b + h_{t-1} U[:, block], the cell update of those units, their outputs; then the barrier. h, c and the gate planes alternate between
-    /// two sets, so thread 0 can report step t to the observer while the others compute t+1.
+    /// Per step, threads take blocks of 16 units (of a chunk of rows, for a layer of few blocks) in
+    /// turn: z[:, block] = x_t W + b + h_{t-1} U[:, block], the cell update of those units, their
+    /// outputs; then the barrier. h, c and the gate planes alternate between two sets, so thread 0
+    /// can report step t to the observer while the others compute t+1.
     func runInterleaved(_ iw: InterleavedLSTMWeights, x: [Float], mask: [Bool]?, initial: [[Float]]?,
                         zeroBeforeFirst: Bool, layerIndex: Int, observer: GateObserver?, threads: Int) throws -> Result {
         let u = spec.units, d = spec.inputDim, batch = batch, time = time
@@ -162,14 +163,17 @@ extension LSTMForward {
         var failure: Error?
 
         // Each thread owns a fixed range of items, unit blocks (of row chunks when the batch is
-        // split), so its weights stay in its core's cache, and takes them `grain` at a time; one that finishes early takes the rest of another's
-        // range from its end: on a shared machine one core is often slower, and a fixed split
-        // would make every step wait for it. A take is worth about 64K multiply-adds.
+        // split), so its weights stay in its core's cache, and takes them `grain` at a time; one
+        // that finishes early takes the rest of another's range from its end: on a shared machine
+        // one core is often slower, and a fixed split would make every step wait for it. A take
+        // is worth about 64K multiply-adds.
         let grain = max(1, 65_536 / max(1, (batch / rowChunks) * 64 * u))
 
-        // Unit blocks c0..<c1 of rows r0..<r1 at step k: z (projection when a chunk starts, then + h U), cell, outputs.
-        @Sendable func blocks(_ c0: Int, _ c1: Int, rows r0: Int, _ r1: Int, k: Int, t: Int, chunkFirst: Int, _ buffers: TeamBuffers,
-                              w: UnsafePointer<Float>, rk: UnsafePointer<Float>, bias: UnsafePointer<Float>) {
+        // Unit blocks c0..<c1 of rows r0..<r1 at step k: z (projection when a chunk starts, then
+        // + h U), cell, outputs.
+        @Sendable func blocks(_ c0: Int, _ c1: Int, rows r0: Int, _ r1: Int, k: Int, t: Int, chunkFirst: Int,
+                              _ buffers: TeamBuffers, w: UnsafePointer<Float>, rk: UnsafePointer<Float>,
+                              bias: UnsafePointer<Float>) {
             let p0 = Int32(2 * c0), p1 = Int32(2 * c1)
             let m = Int32(r1 - r0), pr = r0 * u                      // rows, and their offset in a plane
             let j0 = c0 * 16, j1 = min(c1 * 16, u)
