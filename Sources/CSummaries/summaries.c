@@ -264,20 +264,38 @@ static void hist_block(const fast_group *g, const float *const *rows, int n, int
     else hist_block_grid(rows, n, j, g->hist[j], g->edge_eq[j], -1000, 2000);
 }
 
-// Where the next active row of a group's slice is: sequence s, step t.
+// Where the next active row of a group's slice is: sequence s, step t; and the row (active or
+// not) PREFETCH_ROWS past it that is being fetched into L2: ps, pt.
 typedef struct {
     const float *base;  // the group's first slot of sequence 0, step 0
     size_t value_stride, stride;
     const bool *active;
     size_t active_stride;
-    int sequences, steps, s, t;
+    int sequences, steps, s, t, ps, pt;
 } row_cursor;
 
-// Up to BLOCK_ROWS next active rows into `rows`, prefetched (`bytes` of each): a group's slice of
-// a row is a few cache lines, rows 4 to 30 KB apart, too far apart for the hardware prefetcher.
+// A group's slice of a row is a few cache lines, rows 3 to 30 KB apart: too far apart for the
+// hardware prefetcher, and one block of prefetches ahead is too little to hide L3's latency (the
+// loads of a block stalled 46% of the loop's time). So rows are fetched into L2 this far ahead,
+// and into L1 one block ahead.
+enum { PREFETCH_ROWS = 4 * BLOCK_ROWS };
+
+static inline void prefetch_l2(row_cursor *c, int bytes) {
+    if (c->ps >= c->sequences) return;
+    const char *row = (const char *)(c->base + (size_t)c->ps * c->value_stride + (size_t)c->pt * c->stride);
+    for (int b = 0; b < bytes; b += 64) __builtin_prefetch(row + b, 0, 2);
+    __builtin_prefetch(row + bytes - 1, 0, 2);
+    if (++c->pt == c->steps) {
+        c->pt = 0;
+        c->ps++;
+    }
+}
+
+// Up to BLOCK_ROWS next active rows into `rows`, prefetched into L1 (`bytes` of each).
 static int gather(row_cursor *c, const float **rows, int bytes) {
     int n = 0;
     while (c->s < c->sequences && n < BLOCK_ROWS) {
+        prefetch_l2(c, bytes);
         if (c->active[(size_t)c->s * c->active_stride + c->t]) {
             const float *row = c->base + (size_t)c->s * c->value_stride + (size_t)c->t * c->stride;
             for (int b = 0; b < bytes; b += 64) __builtin_prefetch((const char *)row + b);
@@ -329,8 +347,9 @@ void gs_summary_add(int path, const gs_summary_layer *l, int sequences, int step
         }
         // Active rows in order, BLOCK_ROWS at a time: the next block is gathered (and prefetched)
         // before the current one is summed.
-        row_cursor c = { values + (size_t)u0 * w, value_stride, stride, active, active_stride, sequences, steps, 0, 0 };
+        row_cursor c = { values + (size_t)u0 * w, value_stride, stride, active, active_stride, sequences, steps, 0, 0, 0, 0 };
         const int bytes = slots * (int)sizeof(float);
+        for (int r = 0; r < PREFETCH_ROWS; r++) prefetch_l2(&c, bytes);
         int cur = 0, since_flush = 0;
         int count[2];
         count[cur] = gather(&c, blocks[cur], bytes);
