@@ -106,11 +106,12 @@ import Testing
         }
     }
 
-    /// A batch longer than the fixed-point accumulators' 8192 rows, every value at the top of
-    /// the window (|x| just below 2^T: terms just below 2^50, sums just below 2^63), in one call
-    /// and then row by row: equal summaries, equal to `GateSummary.add`.
+    /// A batch longer than the fixed-point accumulators' 8192 rows and than a 16-bit histogram
+    /// counter's range (every value of a plane in one bin), every value at the top of the window
+    /// (|x| just below 2^T: terms just below 2^50, sums just below 2^63), in one call and then
+    /// row by row: equal summaries, equal to `GateSummary.add`.
     @Test(arguments: [Int32(0), 2]) func longBatchesAtTheWindowTop(path: Int32) {
-        let steps = 20_000, w = CellKind.lstm.planes.count
+        let steps = 70_000, w = CellKind.lstm.planes.count
         let batch = SummaryAccumulator(layerIDs: [0], units: [1], cells: [.lstm])
         let rows = SummaryAccumulator(layerIDs: [0], units: [1], cells: [.lstm])
         var reference = Gate.of(.lstm).map { GateSummary(gate: $0) }
