@@ -14,7 +14,7 @@
 #endif
 
 // The CPU's vector features, read once: every path choice below asks here.
-enum { CPU_AVX2_FMA = 1, CPU_AVX512F = 2, CPU_AVX512_DQ_VL = 4, CPU_AVX512BW = 8 };
+enum { CPU_AVX2_FMA = 1, CPU_AVX512F = 2, CPU_AVX512_DQ_VL = 4, CPU_AVX512BW = 8, CPU_AVX512IFMA = 16 };
 
 static int cpu_features(void) {
 #ifdef GS_X86
@@ -24,7 +24,8 @@ static int cpu_features(void) {
         cached = (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? CPU_AVX2_FMA : 0) |
                  (__builtin_cpu_supports("avx512f") ? CPU_AVX512F : 0) |
                  (__builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") ? CPU_AVX512_DQ_VL : 0) |
-                 (__builtin_cpu_supports("avx512bw") ? CPU_AVX512BW : 0);
+                 (__builtin_cpu_supports("avx512bw") ? CPU_AVX512BW : 0) |
+                 (__builtin_cpu_supports("avx512ifma") ? CPU_AVX512IFMA : 0);
     }
     return cached;
 #else
@@ -676,12 +677,43 @@ static inline void interleave(float *dst, const float *const *planes, int width,
         for (int p = 0; p < width; p++) dst[(size_t)j * width + p] = planes[p][j];
 }
 
-void gs_interleave(float *dst, const float *const *planes, int width, int units) {
+static void interleave_any(float *dst, const float *const *planes, int width, int units) {
     switch (width) {
     case 6: interleave(dst, planes, 6, units); break;   // LSTM
     case 4: interleave(dst, planes, 4, units); break;   // GRU
     default: interleave(dst, planes, width, units);
     }
+}
+
+#ifdef GS_X86
+// Copies count floats, the whole 64-byte lines of dst with non-temporal stores: the batch buffer is
+// megabytes, read again only when the batch is summarized, and ordinary stores first read each
+// line from memory, stalling the engine's thread that runs this. The sfence orders the stores
+// before whatever hands the buffer to another thread.
+__attribute__((target("avx512f")))
+static void stream_copy(float *dst, const float *src, size_t count) {
+    size_t head = ((64 - ((uintptr_t)dst & 63)) & 63) / sizeof(float);
+    if (head > count) head = count;
+    memcpy(dst, src, head * sizeof(float));
+    size_t k = head;
+    for (; k + 16 <= count; k += 16) _mm512_stream_ps(dst + k, _mm512_loadu_ps(src + k));
+    memcpy(dst + k, src + k, (count - k) * sizeof(float));
+    _mm_sfence();
+}
+#endif
+
+void gs_interleave(float *dst, const float *const *planes, int width, int units) {
+#ifdef GS_X86
+    enum { SCRATCH = 4096 };
+    const size_t count = (size_t)width * (size_t)units;
+    if ((cpu_features() & CPU_AVX512F) && ((uintptr_t)dst & 3) == 0 && count >= 64 && count <= SCRATCH) {
+        float scratch[SCRATCH];
+        interleave_any(scratch, planes, width, units);
+        stream_copy(dst, scratch, count);
+        return;
+    }
+#endif
+    interleave_any(dst, planes, width, units);
 }
 
 // ---- pair moments: staging one step's h ----------------------------------------------------------
@@ -863,4 +895,125 @@ void gs_syrk_upper_exact(int path, const double *a, int k, int n, double *c) {
     if (path == 1) { syrk256(a, k, n, c); return; }
 #endif
     syrk_portable(a, k, n, c);
+}
+
+// ---- exact pair products in 52-bit integer multiply-adds ----------------------------------------
+//
+// q' = q + 2^40 is an integer in [0, 2^41], so q'_a q'_b < 2^83 and IFMA's two halves of the 104-bit
+// product (bits 0..51 and 52..103) add into 64-bit lanes exactly for up to 4096 rows: one product a
+// pair and row in two instructions, where the Double path's 20-bit halves take four.
+
+int gs_pairs_ifma_path(void) {
+    const int need = CPU_AVX512F | CPU_AVX512_DQ_VL | CPU_AVX512IFMA;
+    return (cpu_features() & need) == need;
+}
+
+#ifdef GS_X86
+__attribute__((target("avx512f,avx512dq,avx512vl")))
+static int stage_q512(const float *h, int units, int width, uint64_t *stage, int64_t *unit_sum) {
+    const __m512i index = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64(width));
+    const __m512d one = _mm512_set1_pd(1.0), scale = _mm512_set1_pd(0x1p40);
+    __mmask8 bad = 0;
+    const char *ahead = (const char *)(h + 2 * (size_t)units * width);
+    for (size_t b = 0; b < (size_t)units * width * sizeof(float); b += 64) __builtin_prefetch(ahead + b);
+    // Staged first (a rejected step's stage is overwritten by the next one); counted only if
+    // every |h| <= 1 (so no NaN either).
+    for (int u = 0; u < units; u += 8) {
+        const __mmask8 m = (__mmask8)(units - u >= 8 ? 0xFF : (1u << (units - u)) - 1);
+        const __m512d d = _mm512_cvtps_pd(_mm512_mask_i64gather_ps(_mm256_setzero_ps(), m, index, h + (size_t)u * width, 4));
+        bad |= m & ~_mm512_cmp_pd_mask(_mm512_abs_pd(d), one, _CMP_LE_OQ);
+        const __m512d q = _mm512_roundscale_pd(_mm512_mul_pd(d, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        // |q| <= 2^40: q + 2^40 is exact.
+        _mm512_mask_storeu_epi64(stage + u, m, _mm512_cvtpd_epu64(_mm512_add_pd(q, scale)));
+    }
+    if (bad) return 0;
+    for (int u = 0; u < units; u += 8) {
+        const __mmask8 m = (__mmask8)(units - u >= 8 ? 0xFF : (1u << (units - u)) - 1);
+        const __m512i q = _mm512_sub_epi64(_mm512_maskz_loadu_epi64(m, stage + u), _mm512_set1_epi64(1LL << 40));
+        _mm512_mask_storeu_epi64(unit_sum + u, m, _mm512_add_epi64(_mm512_maskz_loadu_epi64(m, unit_sum + u), q));
+    }
+    return 1;
+}
+
+// A tile of `rows` (<= 6) rows from i0 by 16 columns from j0 (m0, m1: the columns that exist);
+// inlined with rows = 6 so that its 24 accumulators stay in registers.
+__attribute__((always_inline, target("avx512f,avx512ifma")))
+static inline void qtile512(const uint64_t *a, int k, int n, uint64_t *lo, uint64_t *hi, int i0, int rows, int j0,
+                            __mmask8 m0, __mmask8 m1) {
+    __m512i l[6][2], h[6][2];
+    for (int q = 0; q < 6; q++) {
+        if (q >= rows) break;
+        const size_t at = (size_t)(i0 + q) * n + j0;
+        l[q][0] = _mm512_maskz_loadu_epi64(m0, lo + at);
+        l[q][1] = _mm512_maskz_loadu_epi64(m1, lo + at + 8);
+        h[q][0] = _mm512_maskz_loadu_epi64(m0, hi + at);
+        h[q][1] = _mm512_maskz_loadu_epi64(m1, hi + at + 8);
+    }
+    for (int r = 0; r < k; r++) {
+        const uint64_t *ar = a + (size_t)r * n;
+        const __m512i b0 = _mm512_maskz_loadu_epi64(m0, ar + j0);
+        const __m512i b1 = _mm512_maskz_loadu_epi64(m1, ar + j0 + 8);
+        for (int q = 0; q < 6; q++) {
+            if (q >= rows) break;
+            const __m512i s = _mm512_set1_epi64((long long)ar[i0 + q]);
+            l[q][0] = _mm512_madd52lo_epu64(l[q][0], s, b0);
+            h[q][0] = _mm512_madd52hi_epu64(h[q][0], s, b0);
+            l[q][1] = _mm512_madd52lo_epu64(l[q][1], s, b1);
+            h[q][1] = _mm512_madd52hi_epu64(h[q][1], s, b1);
+        }
+    }
+    for (int q = 0; q < 6; q++) {
+        if (q >= rows) break;
+        const size_t at = (size_t)(i0 + q) * n + j0;
+        _mm512_mask_storeu_epi64(lo + at, m0, l[q][0]);
+        _mm512_mask_storeu_epi64(lo + at + 8, m1, l[q][1]);
+        _mm512_mask_storeu_epi64(hi + at, m0, h[q][0]);
+        _mm512_mask_storeu_epi64(hi + at + 8, m1, h[q][1]);
+    }
+}
+
+__attribute__((target("avx512f,avx512ifma")))
+static void pairs_ifma512(const uint64_t *a, int k, int n, uint64_t *lo, uint64_t *hi) {
+    for (int i0 = 0; i0 < n; i0 += 6) {
+        const int rows = n - i0 < 6 ? n - i0 : 6;
+        for (int j0 = i0 / 16 * 16; j0 < n; j0 += 16) {
+            const int cols = n - j0 < 16 ? n - j0 : 16;
+            const __mmask8 m0 = (__mmask8)(cols >= 8 ? 0xFF : (1u << cols) - 1);
+            const __mmask8 m1 = (__mmask8)(cols >= 16 ? 0xFF : cols > 8 ? (1u << (cols - 8)) - 1 : 0);
+            if (rows == 6) qtile512(a, k, n, lo, hi, i0, 6, j0, m0, m1);
+            else qtile512(a, k, n, lo, hi, i0, rows, j0, m0, m1);
+        }
+    }
+}
+#endif
+
+int gs_pairs_stage_q(const float *h, int units, int width, uint64_t *stage, int64_t *unit_sum) {
+#ifdef GS_X86
+    if (gs_pairs_ifma_path()) return stage_q512(h, units, width, stage, unit_sum);
+#endif
+    for (int u = 0; u < units; u++)
+        if (!(fabsf(h[(size_t)u * width]) <= 1)) return 0;
+    for (int u = 0; u < units; u++) {
+        const int64_t q = (int64_t)nearbyint((double)h[(size_t)u * width] * 0x1p40);
+        stage[u] = (uint64_t)(q + (1LL << 40));
+        unit_sum[u] += q;
+    }
+    return 1;
+}
+
+void gs_pairs_ifma(const uint64_t *a, int k, int n, uint64_t *lo, uint64_t *hi) {
+    if (k <= 0 || n <= 0) return;
+#ifdef GS_X86
+    if (gs_pairs_ifma_path()) { pairs_ifma512(a, k, n, lo, hi); return; }
+#endif
+    // Without IFMA (callers check gs_pairs_ifma_path first): the same halves in 128-bit arithmetic.
+    for (int r = 0; r < k; r++) {
+        const uint64_t *ar = a + (size_t)r * n;
+        for (int i = 0; i < n; i++)
+            for (int j = i; j < n; j++) {
+                const unsigned __int128 p = (unsigned __int128)ar[i] * ar[j];
+                lo[(size_t)i * n + j] += (uint64_t)p & ((1ULL << 52) - 1);
+                hi[(size_t)i * n + j] += (uint64_t)(p >> 52);
+            }
+    }
 }

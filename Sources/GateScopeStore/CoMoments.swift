@@ -88,10 +88,16 @@ extension Int128 {
 /// before they are moved to Int128 totals, so every partial sum is an integer below 2^53 and the
 /// product is exact in whatever order it adds. A layer whose h leaves [-1, 1] (a ReLU
 /// SimpleRNN), or with more than `maxUnits` units, keeps no pairs: queries then scan its rows.
+///
+/// On a CPU with AVX-512 IFMA (`integerProducts`), h is staged as `q + 2^40` in [0, 2^41] instead,
+/// and `gs_pairs_ifma` sums the low and high 52 bits of each product in UInt64s (exact for 4096
+/// rows): half the instructions of the four 20-bit products. The flush removes the offset with
+/// the unit sums: Σ q_a q_b = Σ q'_a q'_b - 2^40 (Σ q_a + Σ q_b) - n 2^80. Both give the same totals.
 public final class PairAccumulator {
     /// Largest layer for which pairs are kept ((2u)^2 Doubles of block sums).
     public static let maxUnits = 2048
     static let flushRows = 8192
+    static let integerFlushRows = 4096
     static let stageRows = 256
 
     final class Layer {
@@ -102,6 +108,10 @@ public final class PairAccumulator {
         var stage: [Double]     // [stageRows, 2u]: A1 then A0 of each staged step
         var staged = 0
         var block: [Double]     // [2u, 2u], upper triangle: Σ of products since the last flush
+        let integer: Bool       // IFMA: stageQ and the halves below instead of stage and block
+        var stageQ: [UInt64]    // [stageRows, u]: q + 2^40 of each staged step
+        var low: [UInt64]       // [u, u], upper triangle: Σ of the products' low 52 bits since the last flush
+        var high: [UInt64]      // the same of their bits from 52 on
         var sinceFlush = 0
         var totals: [Int128]    // pair (a, b), a < b, at pairIndex(a, b)
         var unitSum: [Int64]    // Σq per unit since the last flush (below 2^53)
@@ -109,14 +119,18 @@ public final class PairAccumulator {
         var sumSq: [Int128]     // Σq² per unit
         var steps: Int64 = 0
 
-        init(units: Int, plane: Int, width: Int) {
+        init(units: Int, plane: Int, width: Int, integer: Bool) {
             self.units = units
             self.plane = plane
             self.width = width
+            self.integer = integer
             valid = units <= PairAccumulator.maxUnits
             let n = valid ? units : 0
-            stage = [Double](repeating: 0, count: PairAccumulator.stageRows * 2 * n)
-            block = [Double](repeating: 0, count: 4 * n * n)
+            stage = [Double](repeating: 0, count: integer ? 0 : PairAccumulator.stageRows * 2 * n)
+            block = [Double](repeating: 0, count: integer ? 0 : 4 * n * n)
+            stageQ = [UInt64](repeating: 0, count: integer ? PairAccumulator.stageRows * n : 0)
+            low = [UInt64](repeating: 0, count: integer ? n * n : 0)
+            high = low
             totals = [Int128](repeating: 0, count: n * Swift.max(n - 1, 0) / 2)
             unitSum = [Int64](repeating: 0, count: n)
             sum = [Int128](repeating: 0, count: n)
@@ -126,9 +140,14 @@ public final class PairAccumulator {
 
     let layers: [Layer]
 
-    /// Pairs of h for layers of `units` units whose h is plane `hPlane` of `width` planes.
-    public init(units: [Int], hPlane: [Int], width: [Int]) {
-        layers = units.indices.map { Layer(units: units[$0], plane: hPlane[$0], width: width[$0]) }
+    /// Whether this CPU sums the products in IFMA integer halves (`integerProducts`' default).
+    public static let integerProductsAvailable = gs_pairs_ifma_path() != 0
+
+    /// Pairs of h for layers of `units` units whose h is plane `hPlane` of `width` planes;
+    /// `integerProducts` (ignored without IFMA) picks the IFMA sums over the Double ones.
+    public init(units: [Int], hPlane: [Int], width: [Int], integerProducts: Bool = integerProductsAvailable) {
+        let integer = integerProducts && Self.integerProductsAvailable
+        layers = units.indices.map { Layer(units: units[$0], plane: hPlane[$0], width: width[$0], integer: integer) }
     }
 
     /// Index of pair (a, b), a < b, among the u(u-1)/2 pairs in row order.
@@ -136,7 +155,7 @@ public final class PairAccumulator {
     static func pairIndex(_ a: Int, _ b: Int, units u: Int) -> Int { a * (2 * u - a - 1) / 2 + (b - a - 1) }
 
     /// Adds the active steps of one sequence of layer `li`: `values` is `[steps, units, width]`,
-    /// `active[t]` says whether step t was computed. `path` picks the C loop (`gs_pairs_stage`).
+    /// `active[t]` says whether step t was computed. `path` picks the C loop of the Double sums' staging (`gs_pairs_stage`; the integer sums stage with `gs_pairs_stage_q`).
     public func add(layer li: Int, steps: Int, values: UnsafePointer<Float>, active: UnsafePointer<Bool>,
                     path: Int32 = gs_summary_path()) {
         let l = layers[li]
@@ -145,10 +164,15 @@ public final class PairAccumulator {
         for t in 0..<steps where active[t] {
             // Every h of the step is checked before any is staged, so a layer that turns invalid
             // has staged nothing from this step.
-            let ok = l.stage.withUnsafeMutableBufferPointer { st in
-                l.unitSum.withUnsafeMutableBufferPointer { us in
-                    gs_pairs_stage(path, values + t * u * w + l.plane, Int32(u), Int32(w), st.baseAddress! + l.staged * 2 * u, us.baseAddress!)
-                }
+            let h = values + t * u * w + l.plane
+            let ok = l.unitSum.withUnsafeMutableBufferPointer { us in
+                l.integer
+                    ? l.stageQ.withUnsafeMutableBufferPointer { st in
+                        gs_pairs_stage_q(h, Int32(u), Int32(w), st.baseAddress! + l.staged * u, us.baseAddress!)
+                    }
+                    : l.stage.withUnsafeMutableBufferPointer { st in
+                        gs_pairs_stage(path, h, Int32(u), Int32(w), st.baseAddress! + l.staged * 2 * u, us.baseAddress!)
+                    }
             }
             guard ok != 0 else {
                 l.valid = false
@@ -163,7 +187,21 @@ public final class PairAccumulator {
     /// Runs the rank-K update of the staged rows; moves the block sums to the totals every `flushRows`.
     func drain(_ l: Layer) {
         guard l.staged > 0 else { return }
-        if l.sinceFlush + l.staged > Self.flushRows { flush(l) }
+        if l.sinceFlush + l.staged > (l.integer ? Self.integerFlushRows : Self.flushRows) { flush(l) }
+        defer {
+            l.sinceFlush += l.staged
+            l.staged = 0
+        }
+        if l.integer {
+            l.stageQ.withUnsafeBufferPointer { a in
+                l.low.withUnsafeMutableBufferPointer { lo in
+                    l.high.withUnsafeMutableBufferPointer { hi in
+                        gs_pairs_ifma(a.baseAddress!, Int32(l.staged), Int32(l.units), lo.baseAddress!, hi.baseAddress!)
+                    }
+                }
+            }
+            return
+        }
         let n = Int32(2 * l.units)
         l.stage.withUnsafeBufferPointer { a in
             l.block.withUnsafeMutableBufferPointer { c in
@@ -171,12 +209,11 @@ public final class PairAccumulator {
                 gs_syrk_upper_exact(gs_syrk_path(), a.baseAddress!, Int32(l.staged), n, c.baseAddress!)
             }
         }
-        l.sinceFlush += l.staged
-        l.staged = 0
     }
 
     /// Adds the block sums to the Int128 totals and clears them.
     func flush(_ l: Layer) {
+        if l.integer { return flushIntegers(l) }
         let u = l.units, n = 2 * u
         l.block.withUnsafeMutableBufferPointer { c in
             l.totals.withUnsafeMutableBufferPointer { tot in
@@ -195,6 +232,35 @@ public final class PairAccumulator {
                     l.unitSum[a] = 0
                 }
                 c.baseAddress!.update(repeating: 0, count: c.count)
+            }
+        }
+        l.sinceFlush = 0
+    }
+
+    /// `flush` of the IFMA halves: Σ q'_a q'_b = high 2^52 + low, less the 2^40 offsets.
+    func flushIntegers(_ l: Layer) {
+        let u = l.units, rows = Int128(l.sinceFlush)
+        let offsetSquared = rows << 80                                    // n (2^40)^2
+        l.low.withUnsafeMutableBufferPointer { lo in
+            l.high.withUnsafeMutableBufferPointer { hi in
+                l.totals.withUnsafeMutableBufferPointer { tot in
+                    for a in 0..<u {
+                        let sa = Int128(l.unitSum[a])
+                        @inline(__always) func product(_ b: Int) -> Int128 {
+                            Int128(hi[a * u + b]) << 52 + Int128(lo[a * u + b])
+                        }
+                        for b in (a + 1)..<Swift.max(a + 1, u) {
+                            tot[Self.pairIndex(a, b, units: u)] += product(b) - (sa + Int128(l.unitSum[b])) << 40 - offsetSquared
+                        }
+                        l.sumSq[a] += product(a) - sa << 41 - offsetSquared
+                    }
+                    for a in 0..<u {
+                        l.sum[a] += Int128(l.unitSum[a])
+                        l.unitSum[a] = 0
+                    }
+                }
+                lo.update(repeating: 0)
+                hi.update(repeating: 0)
             }
         }
         l.sinceFlush = 0

@@ -98,12 +98,13 @@ import Testing
         #expect((maxAbs > 1) == (kept == 0))
     }
 
-    /// PairAccumulator (staged rank-K updates in Doubles, flushed to Int128) equals the direct
-    /// Int128 sums of quantized products, across stage and flush boundaries, with inactive steps,
-    /// on every path of the C staging loop (2: AVX-512 where the CPU has it, 0: portable).
-    @Test(arguments: [Int32(0), 2]) func pairMomentsEqualDirectSums(path: Int32) throws {
+    /// PairAccumulator (staged rank-K updates in Doubles, or IFMA integer halves, flushed to
+    /// Int128) equals the direct Int128 sums of quantized products, across stage and flush
+    /// boundaries, with inactive steps, on every path of the C staging loop (2: AVX-512 where the
+    /// CPU has it, 0: portable) and both product sums (integer: where the CPU has IFMA).
+    @Test(arguments: [Int32(0), 2], [false, true]) func pairMomentsEqualDirectSums(path: Int32, integerProducts: Bool) throws {
         var rng = SplitMix(7)
-        let units = 11, width = 2, steps = 9001
+        let units = 37, width = 2, steps = 9001  // 37: whole and partial tiles of every kernel
         var values = [Float](repeating: 0, count: steps * units * width)
         var active = [Bool](repeating: false, count: steps)
         let specials: [Float] = [1, -1, 0, -0.0, 1e-7, -3e-9, 0.999_999_94, -0.999_999_94, Float.leastNonzeroMagnitude,
@@ -117,7 +118,7 @@ import Testing
                 values[(t * units + u) * width] = 99  // the other plane must not be read
             }
         }
-        let acc = PairAccumulator(units: [units], hPlane: [1], width: [width])
+        let acc = PairAccumulator(units: [units], hPlane: [1], width: [width], integerProducts: integerProducts)
         // Two calls, as two sequences.
         values.withUnsafeBufferPointer { v in
             active.withUnsafeBufferPointer { a in
@@ -140,7 +141,7 @@ import Testing
         #expect(m.steps == n && m.sum == sum && m.sumSq == sq && m.pairs == pairs)
         // A value outside [-1, 1] drops the layer's pairs.
         for outside: Float in [1.5, -1.0000001, .nan] {
-            let relu = PairAccumulator(units: [2], hPlane: [0], width: [1])
+            let relu = PairAccumulator(units: [2], hPlane: [0], width: [1], integerProducts: integerProducts)
             let big: [Float] = [0.5, outside], on = [true]
             big.withUnsafeBufferPointer { v in on.withUnsafeBufferPointer { relu.add(layer: 0, steps: 1, values: v.baseAddress!, active: $0.baseAddress!, path: path) } }
             #expect(relu.moments(layer: 0) == nil, "h = \(outside)")

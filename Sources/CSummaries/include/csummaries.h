@@ -91,4 +91,16 @@ void gs_syrk_upper_exact(int path, const double *a, int k, int n, double *c);
 /// The best path of gs_syrk_upper_exact on this CPU (2, 1 or 0).
 int gs_syrk_path(void);
 
+/// 1 when this CPU has AVX-512 IFMA (with DQ and VL): PairAccumulator then keeps its products
+/// as gs_pairs_ifma's 52-bit halves instead of gs_syrk_upper_exact's Doubles.
+int gs_pairs_ifma_path(void);
+
+/// Stages one step's h as gs_pairs_stage does, as q + 2^40 (an integer in [0, 2^41]) in stage[u].
+int gs_pairs_stage_q(const float *h, int units, int width, uint64_t *stage, int64_t *unit_sum);
+
+/// Upper triangle (j >= i) of the products of a = [k, n] row-major (entries in [0, 2^41]):
+/// lo[i, j] += sum of the low 52 bits of a[r, i] a[r, j], hi[i, j] += sum of the bits from 52 on.
+/// Exact for k up to 4096 since the last clear. Entries below the diagonal may change too.
+void gs_pairs_ifma(const uint64_t *a, int k, int n, uint64_t *lo, uint64_t *hi);
+
 #endif
