@@ -45,6 +45,8 @@ let package = Package(
         .target(name: "CKernels"),
         // The recorder's exact per-value loops: summaries, spans, pair moments, batch buffer (plain C).
         .target(name: "CSummaries"),
+        // SHA-256 blocks on the x86 SHA extensions, for file fingerprints (the Swift loop otherwise).
+        .target(name: "CDigest"),
         .target(name: "GateScopeEngine", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "GateScopeKeras", dependencies: [
             "GateScopeEngine", "GateScopeInput", "CHDF5",
@@ -62,7 +64,7 @@ let package = Package(
         ]),
         .target(
             name: "GateScopeStore",
-            dependencies: ["GateScopeEngine", "GateScopeInput", "CSQLite", "CSQLiteChecksum", "CSummaries"],
+            dependencies: ["GateScopeEngine", "GateScopeInput", "CSQLite", "CSQLiteChecksum", "CSummaries", "CDigest"],
             plugins: ["EmbedSQLPlugin"]
         ),
         .target(name: "GateScopeRecording", dependencies: ["GateScopeEngine", "GateScopeInput", "GateScopeStore", "CSummaries"]),

@@ -1,3 +1,4 @@
+import CDigest
 import Foundation
 
 /// A small streaming SHA-256 (FIPS 180-4), to fingerprint model and input files for `--resume`.
@@ -8,6 +9,8 @@ public struct SHA256 {
     private var pending: [UInt8] = []
     private var length: UInt64 = 0
     private var w = [UInt32](repeating: 0, count: 64)  // message schedule, reused per block
+    /// Whether blocks go to `gs_sha256_blocks` (the CPU's SHA extensions) when it has them.
+    private let hardware: Bool
 
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -21,7 +24,10 @@ public struct SHA256 {
     ]
 
     /// A fresh hash.
-    public init() {}
+    public init() { hardware = true }
+
+    /// A fresh hash that compresses in Swift even where the CPU has SHA extensions (tests).
+    init(softwareOnly: Bool) { hardware = !softwareOnly }
 
     /// Feeds bytes.
     public mutating func update<D: DataProtocol>(_ data: D) {
@@ -41,13 +47,14 @@ public struct SHA256 {
             offset = take
             if pending.count == 64 {
                 let block = pending
-                block.withUnsafeBytes { compress($0.baseAddress!) }
+                block.withUnsafeBytes { compress($0.baseAddress!, blocks: 1) }
                 pending.removeAll(keepingCapacity: true)
             }
         }
-        while raw.count - offset >= 64 {
-            compress(base + offset)
-            offset += 64
+        let blocks = (raw.count - offset) / 64
+        if blocks > 0 {
+            compress(base + offset, blocks: blocks)
+            offset += 64 * blocks
         }
         if offset < raw.count {
             pending.append(contentsOf: UnsafeRawBufferPointer(start: base + offset, count: raw.count - offset))
@@ -73,6 +80,15 @@ public struct SHA256 {
     /// The digest as lowercase hex.
     public mutating func finalizeHex() -> String {
         finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Compresses `blocks` whole blocks from `data`.
+    private mutating func compress(_ data: UnsafeRawPointer, blocks: Int) {
+        let done = hardware && state.withUnsafeMutableBufferPointer {
+            gs_sha256_blocks($0.baseAddress!, data.assumingMemoryBound(to: UInt8.self), blocks) != 0
+        }
+        if done { return }
+        for k in 0..<blocks { compress(data + 64 * k) }
     }
 
     private mutating func compress(_ block: UnsafeRawPointer) {

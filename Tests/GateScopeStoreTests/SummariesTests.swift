@@ -21,6 +21,20 @@ import Testing
         #expect(hash.finalizeHex() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
+    /// The SHA-extension blocks (where the CPU has them) give the Swift loop's digest, for every
+    /// length around the block and padding boundaries and for pieces that split blocks.
+    @Test func hardwareBlocksEqualTheSwiftLoop() {
+        var rng = SplitMix(256)
+        let data = (0..<4_200).map { _ in UInt8(truncatingIfNeeded: rng.int(0..<256)) }
+        for length in Array(0...200) + [1_000, 4_095, 4_096, 4_097, 4_200] {
+            var fast = SHA256(), slow = SHA256(softwareOnly: true)
+            let cut = length / 3
+            fast.update(Data(data[0..<cut])); fast.update(Data(data[cut..<length]))
+            slow.update(Data(data[0..<length]))
+            #expect(fast.finalizeHex() == slow.finalizeHex(), "length \(length)")
+        }
+    }
+
     @Test func fileHashMatchesDataHash() throws {
         let dir = makeTempDir()
         var bytes = [UInt8](repeating: 0, count: 3_000_000)
