@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "CKernels"),
         // The recorder's exact per-value loops: summaries, spans, pair moments, batch buffer (plain C).
         .target(name: "CSummaries"),
-        // SHA-256 blocks on the x86 SHA extensions, for file fingerprints (the Swift loop otherwise).
+        // SHA-256 blocks for file fingerprints: the x86 SHA extensions, or portable C.
         .target(name: "CDigest"),
         .target(name: "GateScopeEngine", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "GateScopeKeras", dependencies: [

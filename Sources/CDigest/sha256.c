@@ -1,10 +1,12 @@
-// SHA-256's compression function on the x86 SHA extensions (SHA256RNDS2, SHA256MSG1/2), for
-// fingerprinting model and input files: the Swift loop hashed about 200 MB/s, which a large
-// input paid before the recording started.
+// SHA-256's compression function (FIPS 180-4), on the x86 SHA extensions (SHA256RNDS2,
+// SHA256MSG1/2) where the CPU has them, for fingerprinting model and input files: a Swift loop
+// hashed about 200 MB/s, which a large input paid before the recording started.
 #include "cdigest.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#define GS_X86 1
+#endif
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -16,6 +18,32 @@ static const uint32_t K[64] = {
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 };
+
+static inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+
+static void blocks_portable(uint32_t state[8], const unsigned char *data, size_t blocks) {
+    uint32_t w[64];
+    for (size_t n = 0; n < blocks; n++, data += 64) {
+        for (int t = 0; t < 16; t++)
+            w[t] = (uint32_t)data[4 * t] << 24 | (uint32_t)data[4 * t + 1] << 16 | (uint32_t)data[4 * t + 2] << 8 | data[4 * t + 3];
+        for (int t = 16; t < 64; t++) {
+            const uint32_t s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3);
+            const uint32_t s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10);
+            w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+        }
+        uint32_t a = state[0], b = state[1], c = state[2], d = state[3], e = state[4], f = state[5], g = state[6], h = state[7];
+        for (int t = 0; t < 64; t++) {
+            const uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[t] + w[t];
+            const uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+            h = g; g = f; f = e; e = d + t1;
+            d = c; c = b; b = a; a = t1 + t2;
+        }
+        state[0] += a; state[1] += b; state[2] += c; state[3] += d;
+        state[4] += e; state[5] += f; state[6] += g; state[7] += h;
+    }
+}
+
+#ifdef GS_X86
 
 __attribute__((target("sha,sse4.1")))
 static void blocks_ni(uint32_t state[8], const unsigned char *data, size_t blocks) {
@@ -46,19 +74,22 @@ static void blocks_ni(uint32_t state[8], const unsigned char *data, size_t block
     _mm_storeu_si128((__m128i *)(state + 4), _mm_alignr_epi8(dchg, feba, 8));
 }
 
-int gs_sha256_blocks(uint32_t state[8], const unsigned char *data, size_t blocks) {
+#endif
+
+int gs_sha256_blocks(int hardware, uint32_t state[8], const unsigned char *data, size_t blocks) {
+#ifdef GS_X86
     static int has = -1;
     if (has < 0) {
         __builtin_cpu_init();
         has = __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
     }
-    if (!has) return 0;
-    blocks_ni(state, data, blocks);
-    return 1;
-}
+    if (hardware && has) {
+        blocks_ni(state, data, blocks);
+        return 1;
+    }
 #else
-int gs_sha256_blocks(uint32_t state[8], const unsigned char *data, size_t blocks) {
-    (void)state; (void)data; (void)blocks;
+    (void)hardware;
+#endif
+    blocks_portable(state, data, blocks);
     return 0;
 }
-#endif

@@ -733,23 +733,33 @@ static inline int stage_portable(const float *h, int units, int width, double *s
 }
 
 #ifdef GS_X86
-__attribute__((target("avx512f,avx512dq,avx512vl")))
-static int stage512(const float *h, int units, int width, double *stage, int64_t *unit_sum) {
-    const __m512i index = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64(width));
-    const __m512d one = _mm512_set1_pd(1.0), scale = _mm512_set1_pd(0x1p40), low = _mm512_set1_pd(0x1p20);
-    const __m512d inv_low = _mm512_set1_pd(0x1p-20);
-    __mmask8 bad = 0;
-    // Steps of a sequence follow each other: fetch the one after next, whose gathers otherwise
-    // wait on L3 or DRAM (79% of this loop's time on the gather before).
+// Steps of a sequence follow each other: fetch the one after next, whose gathers otherwise wait
+// on L3 or DRAM (79% of the staging loop's time on the gather before).
+static inline void prefetch_step_after_next(const float *h, int units, int width) {
     const char *ahead = (const char *)(h + 2 * (size_t)units * width);
     for (size_t b = 0; b < (size_t)units * width * sizeof(float); b += 64) __builtin_prefetch(ahead + b);
+}
+
+// q = round(h * 2^40) of units u..u+7 (lanes m; unit j's h at h[j * width]); the lanes whose
+// |h| > 1 (or NaN) are added to *bad.
+__attribute__((always_inline, target("avx512f,avx512dq,avx512vl")))
+static inline __m512d quantize512(const float *h, int width, int u, __mmask8 m, __mmask8 *bad) {
+    const __m512i index = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64(width));
+    const __m512d d = _mm512_cvtps_pd(_mm512_mask_i64gather_ps(_mm256_setzero_ps(), m, index, h + (size_t)u * width, 4));
+    *bad |= m & ~_mm512_cmp_pd_mask(_mm512_abs_pd(d), _mm512_set1_pd(1.0), _CMP_LE_OQ);
+    return _mm512_roundscale_pd(_mm512_mul_pd(d, _mm512_set1_pd(0x1p40)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+__attribute__((target("avx512f,avx512dq,avx512vl")))
+static int stage512(const float *h, int units, int width, double *stage, int64_t *unit_sum) {
+    const __m512d low = _mm512_set1_pd(0x1p20), inv_low = _mm512_set1_pd(0x1p-20);
+    __mmask8 bad = 0;
+    prefetch_step_after_next(h, units, width);
     // Staged first (a rejected step's stage is overwritten by the next one); counted only if
     // every |h| <= 1 (so no NaN either).
     for (int u = 0; u < units; u += 8) {
         const __mmask8 m = (__mmask8)(units - u >= 8 ? 0xFF : (1u << (units - u)) - 1);
-        const __m512d d = _mm512_cvtps_pd(_mm512_mask_i64gather_ps(_mm256_setzero_ps(), m, index, h + (size_t)u * width, 4));
-        bad |= m & ~_mm512_cmp_pd_mask(_mm512_abs_pd(d), one, _CMP_LE_OQ);
-        const __m512d q = _mm512_roundscale_pd(_mm512_mul_pd(d, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m512d q = quantize512(h, width, u, m, &bad);
         // q >> 20 and its low 20 bits, in doubles: floor(q * 2^-20) is exact.
         const __m512d hi = _mm512_roundscale_pd(_mm512_mul_pd(q, inv_low), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
         _mm512_mask_storeu_pd(stage + u, m, hi);
@@ -911,20 +921,14 @@ int gs_pairs_ifma_path(void) {
 #ifdef GS_X86
 __attribute__((target("avx512f,avx512dq,avx512vl")))
 static int stage_q512(const float *h, int units, int width, uint64_t *stage, int64_t *unit_sum) {
-    const __m512i index = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64(width));
-    const __m512d one = _mm512_set1_pd(1.0), scale = _mm512_set1_pd(0x1p40);
     __mmask8 bad = 0;
-    const char *ahead = (const char *)(h + 2 * (size_t)units * width);
-    for (size_t b = 0; b < (size_t)units * width * sizeof(float); b += 64) __builtin_prefetch(ahead + b);
-    // Staged first (a rejected step's stage is overwritten by the next one); counted only if
-    // every |h| <= 1 (so no NaN either).
+    prefetch_step_after_next(h, units, width);
+    // As stage512: staged first, counted only if every |h| <= 1.
     for (int u = 0; u < units; u += 8) {
         const __mmask8 m = (__mmask8)(units - u >= 8 ? 0xFF : (1u << (units - u)) - 1);
-        const __m512d d = _mm512_cvtps_pd(_mm512_mask_i64gather_ps(_mm256_setzero_ps(), m, index, h + (size_t)u * width, 4));
-        bad |= m & ~_mm512_cmp_pd_mask(_mm512_abs_pd(d), one, _CMP_LE_OQ);
-        const __m512d q = _mm512_roundscale_pd(_mm512_mul_pd(d, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m512d q = quantize512(h, width, u, m, &bad);
         // |q| <= 2^40: q + 2^40 is exact.
-        _mm512_mask_storeu_epi64(stage + u, m, _mm512_cvtpd_epu64(_mm512_add_pd(q, scale)));
+        _mm512_mask_storeu_epi64(stage + u, m, _mm512_cvtpd_epu64(_mm512_add_pd(q, _mm512_set1_pd(0x1p40))));
     }
     if (bad) return 0;
     for (int u = 0; u < units; u += 8) {

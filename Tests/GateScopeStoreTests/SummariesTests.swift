@@ -21,9 +21,9 @@ import Testing
         #expect(hash.finalizeHex() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
-    /// The SHA-extension blocks (where the CPU has them) give the Swift loop's digest, for every
+    /// The SHA-extension blocks (where the CPU has them) give the portable C digest, for every
     /// length around the block and padding boundaries and for pieces that split blocks.
-    @Test func hardwareBlocksEqualTheSwiftLoop() {
+    @Test func hardwareBlocksEqualPortableC() {
         var rng = SplitMix(256)
         let data = (0..<4_200).map { _ in UInt8(truncatingIfNeeded: rng.int(0..<256)) }
         for length in Array(0...200) + [1_000, 4_095, 4_096, 4_097, 4_200] {
