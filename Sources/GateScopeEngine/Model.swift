@@ -162,6 +162,37 @@ public struct Model: Sendable {
 
     /// The same, with each output's mask.
     public func runWithMasks(_ values: [Tensor], lengths: [[Int]?]? = nil, observer: GateObserver? = nil, threads: Int? = nil) throws -> [Output] {
+        let slots = try execute(values, lengths: lengths, observer: observer, threads: threads, only: nil)
+        return graph.outputs.map { slots[$0.tensor]! }
+    }
+
+    /// Runs only the nodes that the recurrent halves `layers` (indices into `recurrentLayers`)
+    /// read from, and theirs, for a caller that wants their gates (through `observer`) and not the
+    /// model's outputs: a recording skips the heads after its last recorded layer (a Dense over a
+    /// large vocabulary at every step can cost several times the LSTM below it).
+    public func observe(_ values: [Tensor], lengths: [[Int]?]? = nil, layers: Set<Int>, observer: GateObserver, threads: Int? = nil) throws {
+        _ = try execute(values, lengths: lengths, observer: observer, threads: threads, only: nodesFeeding(layers))
+    }
+
+    /// Indices into `graph.nodes` of the nodes of recurrent halves `layers` and of every node
+    /// they depend on.
+    public func nodesFeeding(_ layers: Set<Int>) -> Set<Int> {
+        var producer = [Int](repeating: -1, count: graph.tensors.count)
+        for (k, node) in graph.nodes.enumerated() { for t in node.outputs { producer[t] = k } }
+        var needed = Set<Int>()
+        var stack = graph.nodes.indices.filter { k in
+            let node = graph.nodes[k], halves = node.op.recurrentHalves.count
+            return node.recurrentBase >= 0 && (node.recurrentBase..<node.recurrentBase + halves).contains { layers.contains($0) }
+        }
+        while let k = stack.popLast() {
+            guard needed.insert(k).inserted else { continue }
+            for t in graph.nodes[k].inputs where producer[t] >= 0 { stack.append(producer[t]) }
+        }
+        return needed
+    }
+
+    /// The graph's tensors after running `only` (indices into `graph.nodes`; nil: every node).
+    private func execute(_ values: [Tensor], lengths: [[Int]?]?, observer: GateObserver?, threads: Int?, only: Set<Int>?) throws -> [Output?] {
         guard values.count == graph.inputs.count else {
             throw EngineError.badInput("model '\(name)' takes \(graph.inputs.count) input(s) (\(graph.inputs.map(\.name).joined(separator: ", "))), got \(values.count)")
         }
@@ -181,12 +212,13 @@ public struct Model: Sendable {
             let v = values[k]
             // The caller's lengths act as a mask, so padding never reaches a recurrent step.
             let mask = try lengthMask(lengths?[k] ?? nil, batch: batch, time: v.shape.count > 1 ? v.shape[1] : 1, input: input.name)
-            if mask != nil, let mixing = firstTimeMixingNode, Set(lengths?[k] ?? []).count > 1 {
+            let mixingNode = only.map { only in graph.nodes.indices.first { only.contains($0) && !graph.nodes[$0].op.lengthSafe }.map { graph.nodes[$0] } } ?? firstTimeMixingNode
+            if mask != nil, let mixing = mixingNode, Set(lengths?[k] ?? []).count > 1 {
                 throw EngineError.badInput("model '\(name)' mixes steps across time (\(mixing.op.className) '\(mixing.name)'), so sequences of different lengths cannot share a padded batch; batch them by length")
             }
             slots[input.tensor] = Output(v, mask: mask)
         }
-        for node in graph.nodes {
+        for (index, node) in graph.nodes.enumerated() where only?.contains(index) ?? true {
             let ins = node.inputs.map { slots[$0]! }
             let context = OpContext(node: node.name, threads: engineThreads, threadBudget: threads, observer: observer,
                                     recurrentBase: node.recurrentBase)
@@ -199,7 +231,7 @@ public struct Model: Sendable {
             precondition(outs.count == node.outputs.count, "\(node.name) made \(outs.count) outputs, expected \(node.outputs.count)")
             for (t, o) in zip(node.outputs, outs) { slots[t] = o }
         }
-        return graph.outputs.map { slots[$0.tensor]! }
+        return slots
     }
 
     /// `[batch, time]` mask for `lengths`, or nil when every sequence fills the batch.

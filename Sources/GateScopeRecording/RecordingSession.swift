@@ -384,8 +384,10 @@ final class Producer: @unchecked Sendable {
                                    units: session.units, planes: session.planes, buffer: buffer)
         let t0 = session.timings.enabled ? DispatchTime.now().uptimeNanoseconds : 0
         // The engine runs on its own worker beside the SQLite writer: one thread each, since
-        // idle BLAS threads would spin on the core SQLite needs.
-        _ = try session.model.run(values, lengths: graphInputs.indices.map { byModelIndex[$0]?.lengths }, observer: capture, threads: 1)
+        // idle BLAS threads would spin on the core SQLite needs. Only the recorded layers and what
+        // feeds them run: nothing reads the model's outputs here.
+        try session.model.observe(values, lengths: graphInputs.indices.map { byModelIndex[$0]?.lengths }, layers: Set(session.observed),
+                                  observer: capture, threads: 1)
         if session.timings.enabled { session.timings.add(\.engine, since: t0) }
         // With rows to store, SQLite is the slower side, so the worker summarizes; with summaries
         // only, the writer thread has nothing else to do and summarizes while the engine runs.

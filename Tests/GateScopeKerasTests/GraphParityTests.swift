@@ -121,4 +121,33 @@ struct GraphParityTests {
         #expect(observer.duplicates == 0)
         print("[\(c)] " + report.joined(separator: " "))
     }
+
+    /// `Model.observe` (what a recording runs) reports every gate of every step bit for bit as the
+    /// whole graph does, for all recurrent halves and for each alone, and skips the nodes that
+    /// come after the last recurrent node it needs (heads), which nothing recurrent can read.
+    @Test("observe runs only what the recorded layers need, with the same gates", arguments: GraphFixtures.modelCases.filter { $0.file == "model.keras" })
+    func observeSkipsHeads(_ c: GraphCase) throws {
+        let model = try KerasModelLoader.load(path: c.modelPath)
+        let inputs = try graphInputs(model, c)
+        let full = PlaneObserver()
+        _ = try model.run(inputs, observer: full, threads: 1)
+        let all = Set(model.recurrentLayers.indices)
+        var layerSets = [all]
+        if all.count > 1 { layerSets += all.sorted().map { [$0] } }
+        for layers in layerSets {
+            let part = PlaneObserver()
+            try model.observe(inputs, layers: layers, observer: part, threads: 1)
+            let wanted = full.rows.filter { layers.contains($0.key.layer) }
+            #expect(!wanted.isEmpty, "\(c): layers \(layers.sorted()) reported nothing in the full run")
+            for (key, planes) in wanted {
+                #expect(part.rows[key] == planes, "\(c): layers \(layers.sorted()), layer \(key.layer) seq \(key.sequence) step \(key.step)")
+            }
+            // Nodes are in topological order: the last one needed is the last recorded layer's.
+            let needed = model.nodesFeeding(layers)
+            let lastLayerNode = model.graph.nodes.lastIndex { n in
+                n.recurrentBase >= 0 && (n.recurrentBase..<n.recurrentBase + n.op.recurrentHalves.count).contains { layers.contains($0) }
+            }
+            #expect(needed.max() == lastLayerNode, "\(c): layers \(layers.sorted()): last node run \(needed.max() ?? -1), last recorded \(lastLayerNode ?? -1)")
+        }
+    }
 }
