@@ -33,6 +33,12 @@ static int cpu_features(void) {
 #endif
 }
 
+#ifdef GS_X86
+// The first `count` of 8 lanes (none for count <= 0, all for count >= 8): an AVX-512 mask of a
+// row's last, partial vector.
+static inline __mmask8 lanes8(int count) { return (__mmask8)(count >= 8 ? 0xFFu : count <= 0 ? 0u : (1u << count) - 1); }
+#endif
+
 // ---- per-unit summaries -------------------------------------------------------------------------
 
 // x's exact Σx and Σx² buckets, as ExactSums.add: Σx in bucket e (value m * 2^(e - 150)), the
@@ -190,7 +196,7 @@ static void fast_block_portable(fast_group *g, const float *const *rows, int n, 
 // (locate's arithmetic, 8 lanes at once; exact edge hits go through locate itself).
 __attribute__((target("avx512f,avx512dq,avx512vl")))
 static void fast_block512(fast_group *g, const float *const *rows, int n, int j, int slots) {
-    const __mmask8 m = (__mmask8)(slots - j >= 8 ? 0xFF : (1u << (slots - j)) - 1);
+    const __mmask8 m = lanes8(slots - j);
     const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), zero = _mm256_setzero_si256();
     const __m256i lo = _mm256_loadu_si256((const __m256i *)(g->lo + j));
     const __m256i hi = _mm256_loadu_si256((const __m256i *)(g->hi + j));
@@ -706,6 +712,7 @@ void gs_interleave(float *dst, const float *const *planes, int width, int units)
 #ifdef GS_X86
     enum { SCRATCH = 4096 };
     const size_t count = (size_t)width * (size_t)units;
+    // Rows of a few lines gain nothing from streaming; longer ones than the scratch take plain stores.
     if ((cpu_features() & CPU_AVX512F) && ((uintptr_t)dst & 3) == 0 && count >= 64 && count <= SCRATCH) {
         float scratch[SCRATCH];
         interleave_any(scratch, planes, width, units);
@@ -719,11 +726,20 @@ void gs_interleave(float *dst, const float *const *planes, int width, int units)
 // ---- pair moments: staging one step's h ----------------------------------------------------------
 
 // q = round(h * 2^40) (ties to even; exact arithmetic for |h| <= 1), split as q = A1 2^20 + A0.
-static inline int stage_portable(const float *h, int units, int width, double *stage, int64_t *unit_sum) {
+// Whether every unit's h (at h[u * width]) has |h| <= 1 (so no NaN either): pairs are kept only then.
+static inline int all_within_one(const float *h, int units, int width) {
     for (int u = 0; u < units; u++)
         if (!(fabsf(h[(size_t)u * width]) <= 1)) return 0;
+    return 1;
+}
+
+// q = round(h * 2^40), ties to even (the current rounding mode).
+static inline int64_t quantized(float h) { return (int64_t)nearbyint((double)h * 0x1p40); }
+
+static inline int stage_portable(const float *h, int units, int width, double *stage, int64_t *unit_sum) {
+    if (!all_within_one(h, units, width)) return 0;
     for (int u = 0; u < units; u++) {
-        const int64_t q = (int64_t)nearbyint((double)h[(size_t)u * width] * 0x1p40);
+        const int64_t q = quantized(h[(size_t)u * width]);
         const int64_t hi = q >> 20;
         stage[u] = (double)hi;
         stage[units + u] = (double)(q - hi * (1 << 20));
@@ -758,7 +774,7 @@ static int stage512(const float *h, int units, int width, double *stage, int64_t
     // Staged first (a rejected step's stage is overwritten by the next one); counted only if
     // every |h| <= 1 (so no NaN either).
     for (int u = 0; u < units; u += 8) {
-        const __mmask8 m = (__mmask8)(units - u >= 8 ? 0xFF : (1u << (units - u)) - 1);
+        const __mmask8 m = lanes8(units - u);
         const __m512d q = quantize512(h, width, u, m, &bad);
         // q >> 20 and its low 20 bits, in doubles: floor(q * 2^-20) is exact.
         const __m512d hi = _mm512_roundscale_pd(_mm512_mul_pd(q, inv_low), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
@@ -767,7 +783,7 @@ static int stage512(const float *h, int units, int width, double *stage, int64_t
     }
     if (bad) return 0;
     for (int u = 0; u < units; u += 8) {
-        const __mmask8 m = (__mmask8)(units - u >= 8 ? 0xFF : (1u << (units - u)) - 1);
+        const __mmask8 m = lanes8(units - u);
         const __m512d q = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(m, stage + u), low, _mm512_maskz_loadu_pd(m, stage + units + u));
         _mm512_mask_storeu_epi64(unit_sum + u, m, _mm512_add_epi64(_mm512_maskz_loadu_epi64(m, unit_sum + u), _mm512_cvtpd_epi64(q)));
     }
@@ -840,8 +856,7 @@ static void syrk512(const double *a, int k, int n, double *c) {
         // Column tiles from the one holding the diagonal of row i0.
         for (int j0 = i0 / 16 * 16; j0 < n; j0 += 16) {
             const int cols = n - j0 < 16 ? n - j0 : 16;
-            const __mmask8 m0 = (__mmask8)(cols >= 8 ? 0xFF : (1u << cols) - 1);
-            const __mmask8 m1 = (__mmask8)(cols >= 16 ? 0xFF : cols > 8 ? (1u << (cols - 8)) - 1 : 0);
+            const __mmask8 m0 = lanes8(cols), m1 = lanes8(cols - 8);
             if (rows == 8) tile512(a, k, n, c, i0, 8, j0, m0, m1);
             else tile512(a, k, n, c, i0, rows, j0, m0, m1);
         }
@@ -925,14 +940,14 @@ static int stage_q512(const float *h, int units, int width, uint64_t *stage, int
     prefetch_step_after_next(h, units, width);
     // As stage512: staged first, counted only if every |h| <= 1.
     for (int u = 0; u < units; u += 8) {
-        const __mmask8 m = (__mmask8)(units - u >= 8 ? 0xFF : (1u << (units - u)) - 1);
+        const __mmask8 m = lanes8(units - u);
         const __m512d q = quantize512(h, width, u, m, &bad);
         // |q| <= 2^40: q + 2^40 is exact.
         _mm512_mask_storeu_epi64(stage + u, m, _mm512_cvtpd_epu64(_mm512_add_pd(q, _mm512_set1_pd(0x1p40))));
     }
     if (bad) return 0;
     for (int u = 0; u < units; u += 8) {
-        const __mmask8 m = (__mmask8)(units - u >= 8 ? 0xFF : (1u << (units - u)) - 1);
+        const __mmask8 m = lanes8(units - u);
         const __m512i q = _mm512_sub_epi64(_mm512_maskz_loadu_epi64(m, stage + u), _mm512_set1_epi64(1LL << 40));
         _mm512_mask_storeu_epi64(unit_sum + u, m, _mm512_add_epi64(_mm512_maskz_loadu_epi64(m, unit_sum + u), q));
     }
@@ -982,8 +997,7 @@ static void pairs_ifma512(const uint64_t *a, int k, int n, uint64_t *lo, uint64_
         const int rows = n - i0 < 6 ? n - i0 : 6;
         for (int j0 = i0 / 16 * 16; j0 < n; j0 += 16) {
             const int cols = n - j0 < 16 ? n - j0 : 16;
-            const __mmask8 m0 = (__mmask8)(cols >= 8 ? 0xFF : (1u << cols) - 1);
-            const __mmask8 m1 = (__mmask8)(cols >= 16 ? 0xFF : cols > 8 ? (1u << (cols - 8)) - 1 : 0);
+            const __mmask8 m0 = lanes8(cols), m1 = lanes8(cols - 8);
             if (rows == 6) qtile512(a, k, n, lo, hi, i0, 6, j0, m0, m1);
             else qtile512(a, k, n, lo, hi, i0, rows, j0, m0, m1);
         }
@@ -995,10 +1009,9 @@ int gs_pairs_stage_q(const float *h, int units, int width, uint64_t *stage, int6
 #ifdef GS_X86
     if (gs_pairs_ifma_path()) return stage_q512(h, units, width, stage, unit_sum);
 #endif
-    for (int u = 0; u < units; u++)
-        if (!(fabsf(h[(size_t)u * width]) <= 1)) return 0;
+    if (!all_within_one(h, units, width)) return 0;
     for (int u = 0; u < units; u++) {
-        const int64_t q = (int64_t)nearbyint((double)h[(size_t)u * width] * 0x1p40);
+        const int64_t q = quantized(h[(size_t)u * width]);
         stage[u] = (uint64_t)(q + (1LL << 40));
         unit_sum[u] += q;
     }
