@@ -207,12 +207,14 @@ public struct Model: Sendable {
         let engineThreads = LSTMForward.threadCount(threads, batch: batch)
         MatrixThreads.limit(to: engineThreads > 1 ? 1 : threads)
 
+        // The first node that runs and mixes steps across time.
+        let mixingNode = only.map { only in graph.nodes.enumerated().first { only.contains($0.offset) && !$0.element.op.lengthSafe }?.element }
+            ?? firstTimeMixingNode
         var slots = [Output?](repeating: nil, count: graph.tensors.count)
         for (k, input) in graph.inputs.enumerated() {
             let v = values[k]
             // The caller's lengths act as a mask, so padding never reaches a recurrent step.
             let mask = try lengthMask(lengths?[k] ?? nil, batch: batch, time: v.shape.count > 1 ? v.shape[1] : 1, input: input.name)
-            let mixingNode = only.map { only in graph.nodes.indices.first { only.contains($0) && !graph.nodes[$0].op.lengthSafe }.map { graph.nodes[$0] } } ?? firstTimeMixingNode
             if mask != nil, let mixing = mixingNode, Set(lengths?[k] ?? []).count > 1 {
                 throw EngineError.badInput("model '\(name)' mixes steps across time (\(mixing.op.className) '\(mixing.name)'), so sequences of different lengths cannot share a padded batch; batch them by length")
             }
