@@ -118,6 +118,7 @@ public final class PairAccumulator {
         var sum: [Int128]       // Σq per unit
         var sumSq: [Int128]     // Σq² per unit
         var steps: Int64 = 0
+        var path: Int32 = 0     // the C loops' path of the last add, for the products it drains
 
         init(units: Int, plane: Int, width: Int, integer: Bool) {
             self.units = units
@@ -144,10 +145,10 @@ public final class PairAccumulator {
     public static let integerProductsAvailable = gs_pairs_ifma_path() != 0
 
     /// Pairs of h for layers of `units` units whose h is plane `hPlane` of `width` planes;
-    /// `integerProducts` (ignored without IFMA) picks the IFMA sums over the Double ones.
+    /// `integerProducts` picks the 52-bit integer halves over the Double ones (the default where
+    /// IFMA runs them; elsewhere portable C computes the same halves, more slowly).
     public init(units: [Int], hPlane: [Int], width: [Int], integerProducts: Bool = integerProductsAvailable) {
-        let integer = integerProducts && Self.integerProductsAvailable
-        layers = units.indices.map { Layer(units: units[$0], plane: hPlane[$0], width: width[$0], integer: integer) }
+        layers = units.indices.map { Layer(units: units[$0], plane: hPlane[$0], width: width[$0], integer: integerProducts) }
     }
 
     /// Index of pair (a, b), a < b, among the u(u-1)/2 pairs in row order.
@@ -155,12 +156,13 @@ public final class PairAccumulator {
     static func pairIndex(_ a: Int, _ b: Int, units u: Int) -> Int { a * (2 * u - a - 1) / 2 + (b - a - 1) }
 
     /// Adds the active steps of one sequence of layer `li`: `values` is `[steps, units, width]`,
-    /// `active[t]` says whether step t was computed. `path` picks the C loop of the Double sums' staging (`gs_pairs_stage`; the integer sums stage with `gs_pairs_stage_q`).
+    /// `active[t]` says whether step t was computed. `path` picks the C loops (2: AVX-512, IFMA for the integer sums; 0: portable C), which give the same sums.
     public func add(layer li: Int, steps: Int, values: UnsafePointer<Float>, active: UnsafePointer<Bool>,
                     path: Int32 = gs_summary_path()) {
         let l = layers[li]
         guard l.valid else { return }
         let u = l.units, w = l.width
+        l.path = path
         for t in 0..<steps where active[t] {
             // Every h of the step is checked before any is staged, so a layer that turns invalid
             // has staged nothing from this step.
@@ -168,7 +170,7 @@ public final class PairAccumulator {
             let ok = l.unitSum.withUnsafeMutableBufferPointer { us in
                 l.integer
                     ? l.stageQ.withUnsafeMutableBufferPointer { st in
-                        gs_pairs_stage_q(h, Int32(u), Int32(w), st.baseAddress! + l.staged * u, us.baseAddress!)
+                        gs_pairs_stage_q(path, h, Int32(u), Int32(w), st.baseAddress! + l.staged * u, us.baseAddress!)
                     }
                     : l.stage.withUnsafeMutableBufferPointer { st in
                         gs_pairs_stage(path, h, Int32(u), Int32(w), st.baseAddress! + l.staged * 2 * u, us.baseAddress!)
@@ -196,7 +198,7 @@ public final class PairAccumulator {
             l.stageQ.withUnsafeBufferPointer { a in
                 l.low.withUnsafeMutableBufferPointer { lo in
                     l.high.withUnsafeMutableBufferPointer { hi in
-                        gs_pairs_ifma(a.baseAddress!, Int32(l.staged), Int32(l.units), lo.baseAddress!, hi.baseAddress!)
+                        gs_pairs_ifma(l.path, a.baseAddress!, Int32(l.staged), Int32(l.units), lo.baseAddress!, hi.baseAddress!)
                     }
                 }
             }

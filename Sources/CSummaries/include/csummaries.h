@@ -96,11 +96,13 @@ int gs_syrk_path(void);
 int gs_pairs_ifma_path(void);
 
 /// Stages one step's h as gs_pairs_stage does, as q + 2^40 (an integer in [0, 2^41]) in stage[u].
-int gs_pairs_stage_q(const float *h, int units, int width, uint64_t *stage, int64_t *unit_sum);
+/// path 2 runs the AVX-512 loop where gs_pairs_ifma_path() is 1, anything else the portable C one.
+int gs_pairs_stage_q(int path, const float *h, int units, int width, uint64_t *stage, int64_t *unit_sum);
 
 /// Upper triangle (j >= i) of the products of a = [k, n] row-major (entries in [0, 2^41]):
 /// lo[i, j] += sum of the low 52 bits of a[r, i] a[r, j], hi[i, j] += sum of the bits from 52 on.
 /// Exact for k up to 4096 since the last clear. Entries below the diagonal may change too.
-void gs_pairs_ifma(const uint64_t *a, int k, int n, uint64_t *lo, uint64_t *hi);
+/// path 2 runs IFMA where gs_pairs_ifma_path() is 1; anything else the same halves in portable C.
+void gs_pairs_ifma(int path, const uint64_t *a, int k, int n, uint64_t *lo, uint64_t *hi);
 
 #endif
