@@ -72,19 +72,21 @@ public final class SpanAccumulator {
 
     /// Adds one sequence (`seqID`) of layer `li`: `values` is `[steps, units, width]`, `active[t]`
     /// says whether step t was computed (an inactive step ends a span, as a missing row does).
-    public func add(layer li: Int, seqID: Int64, steps: Int, values: UnsafePointer<Float>, active: UnsafePointer<Bool>) {
-        add(layer: li, seqIDs: [seqID], steps: steps, values: values, valueStride: 0, active: active, activeStride: 0)
+    public func add(layer li: Int, seqID: Int64, steps: Int, values: UnsafePointer<Float>, active: UnsafePointer<Bool>,
+                    path: Int32 = gs_summary_path()) {
+        add(layer: li, seqIDs: [seqID], steps: steps, values: values, valueStride: 0, active: active, activeStride: 0, path: path)
     }
 
-    /// Adds sequences `seqIDs` of layer `li`, laid out as in `SummaryAccumulator.add(layer:units:...)`.
+    /// Adds sequences `seqIDs` of layer `li`, laid out as in `SummaryAccumulator.add(layer:units:...)`;
+    /// `path` picks the C loops (2: AVX-512, 0: portable), which give the same spans.
     public func add(layer li: Int, seqIDs: [Int64], steps: Int, values: UnsafePointer<Float>, valueStride: Int,
-                    active: UnsafePointer<Bool>, activeStride: Int) {
+                    active: UnsafePointer<Bool>, activeStride: Int, path: Int32 = gs_summary_path()) {
         let l = layers[li]
         guard let plane = l.plane, steps > 0 else { return }
         let need = 3 * steps + 1
         if l.scratch.count < need { l.scratch = [Int32](repeating: 0, count: need) }
         l.scratch.withUnsafeMutableBufferPointer { work in
-            gs_spans_add(l.spans, Int32(l.units), Int32(l.width), Int32(plane), Int32(seqIDs.count),
+            gs_spans_add(path, l.spans, Int32(l.units), Int32(l.width), Int32(plane), Int32(seqIDs.count),
                          seqIDs, Int32(steps), values, valueStride, active, activeStride, work.baseAddress!)
         }
     }

@@ -183,34 +183,44 @@ import Testing
 
     /// SpanAccumulator equals a brute-force scan at every threshold, with masks, ties across and
     /// within sequences, and values exactly on thresholds.
-    @Test func spansEqualBruteForce() throws {
+    /// Both C paths (2: AVX-512 levels and lanes, 0: portable) against brute force, on 11 units
+    /// (a whole vector and a partial one) of plane 1 of 2, with values on and next to thresholds.
+    @Test(arguments: [Int32(0), 2]) func spansEqualBruteForce(path: Int32) throws {
         var rng = SplitMix(11)
-        let units = 3, grid = SpanAccumulator.grid
-        let levels: [Float] = [0, 0.5, 0.9, 0.905, 0.95, 1, 0.01, 0.3]
-        let acc = SpanAccumulator(units: [units], memoryPlane: [0], width: [1])
+        let units = 11, width = 2, grid = SpanAccumulator.grid
+        var levels: [Float] = [0, 0.5, 0.9, 0.905, 0.95, 1, 0.01, 0.3, 0.25, 0.75, -0.0, -0.5, .leastNonzeroMagnitude,
+                               1.000_000_1, 2, .infinity, -.infinity, .nan]
+        for k in [1, 3, 7, 25, 50, 99, 100] {
+            let x = Float(k) / 100
+            levels += [x, x.nextUp, x.nextDown]
+        }
+        let acc = SpanAccumulator(units: [units], memoryPlane: [1], width: [width])
         var want = [Span](repeating: Span(), count: units * (grid + 1))
         for seq in 0..<60 {
             // Up to 64 steps take the bit-mask path, longer ones the stack; sequence IDs out of
             // order exercise the tie-breaks; sequence 5 is one span of 64 steps at every threshold.
             let steps = [rng.int(1..<30), 64, rng.int(60..<70), rng.int(100..<150)][seq % 4]
             let seqID = Int64((seq * 37) % 60)
-            var values = [Float](repeating: 0, count: steps * units)
+            var values = [Float](repeating: 0, count: steps * units * width)
             var active = [Bool](repeating: true, count: steps)
             for t in 0..<steps {
                 active[t] = seq == 5 || rng.int(0..<7) != 0
                 for u in 0..<units {
-                    values[t * units + u] = seq == 5 ? 1 : rng.int(0..<3) == 0 ? (rng.float() + 1) / 2 : levels[rng.int(0..<levels.count)]
+                    values[(t * units + u) * width + 1] = seq == 5 ? 1 : rng.int(0..<3) == 0 ? (rng.float() + 1) / 2 : levels[rng.int(0..<levels.count)]
+                    values[(t * units + u) * width] = 0.99  // the other plane must not be read
                 }
             }
             values.withUnsafeBufferPointer { v in
-                active.withUnsafeBufferPointer { acc.add(layer: 0, seqID: seqID, steps: steps, values: v.baseAddress!, active: $0.baseAddress!) }
+                active.withUnsafeBufferPointer {
+                    acc.add(layer: 0, seqID: seqID, steps: steps, values: v.baseAddress!, active: $0.baseAddress!, path: path)
+                }
             }
             for u in 0..<units {
                 for k in 0...grid {
                     let t = Double(k) / Double(grid)
                     var run = 0
                     for step in 0...steps {
-                        let hit = step < steps && active[step] && Double(values[step * units + u]) > t
+                        let hit = step < steps && active[step] && Double(values[(step * units + u) * width + 1]) > t
                         if hit { run += 1; continue }
                         if run > 0 {
                             want[u * (grid + 1) + k].merge(Span(longest: Int32(run), seqID: seqID, firstStep: Int32(step - run), count: 1))

@@ -64,8 +64,9 @@ typedef struct {
 /// (zeros at first; per threshold index, spans and count differences: read it through
 /// gs_spans_finish): sequence s is seq_ids[s], with values and active laid out as in
 /// gs_summary_add; the memory gate is plane `plane`, and the thresholds are k / GS_SPAN_GRID for
-/// k in 0...GS_SPAN_GRID (as doubles). `scratch` holds 3 * steps + 1 ints.
-void gs_spans_add(gs_span *spans, int units, int width, int plane, int sequences, const int64_t *seq_ids, int steps,
+/// k in 0...GS_SPAN_GRID (as doubles). `scratch` holds 3 * steps + 1 ints. path 2 runs the AVX-512
+/// loops where the CPU has them, anything else the portable C ones (the same spans).
+void gs_spans_add(int path, gs_span *spans, int units, int width, int plane, int sequences, const int64_t *seq_ids, int steps,
                   const float *values, size_t value_stride, const bool *active, size_t active_stride, int *scratch);
 
 /// The spans of every threshold from a raw table: out[unit, k] = the best of raw[unit, k' >= k],
