@@ -15,11 +15,12 @@
 # This machine's FMA peak is measured in the same run (scripts/fma_peak.c, every core, before and
 # after the sweep), and each engine's GFLOP/s is given as a share of it. FLOPs per step and
 # sequence: sum over layers of 2 * (inputs + units) * 4 * units.
-# The whole sweep runs ROUNDS times, GateScope and Keras alternating (GateScope first in odd
-# rounds, Keras first in even ones), and each engine's figure for a size is its fastest round: a
-# slow spell of the VM (it changes speed by up to 1.5x within minutes) then hits neither side
-# alone. One round of GateScope and then Keras gave 0.68x for 2 x LSTM(128) at batch 256 where
-# the same binary ran 1.0x of that Keras figure ten minutes later.
+# The whole sweep runs ROUNDS times, and within a round each size runs GateScope and each Keras
+# backend back to back (GateScope first in odd rounds, last in even ones; the Keras processes stay
+# up between sizes), and each engine's figure for a size is its fastest round: a slow spell of the
+# VM (it changes speed by up to 1.5x within minutes) then hits neither side alone. One round of a
+# whole GateScope sweep and then a whole Keras sweep gave 0.68x for 2 x LSTM(128) at batch 256,
+# where the same binary ran 1.0x of that Keras figure ten minutes later.
 # Needs: pip install keras jax tensorflow-cpu; a C compiler.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,30 +47,49 @@ echo "machine: $cpu, $cores cores, $isa, $(free -g | awk '/Mem:/ {print $2}') Gi
 
 : > "$work/gatescope.txt"
 : > "$work/keras.jsonl"
-keras_configs=$(echo $CONFIGS | tr ' ' ',')
-gatescope_sweep() {
-    for c in $CONFIGS; do
-        IFS=: read -r u l b <<< "$c"
-        sizes=$(printf "$u,%.0s" $(seq "$l")); sizes=${sizes%,}
-        line=$("$BIN" --synthetic "$sizes" --features 64 --time "$TIME" --batch "$b" --repeat 3 --min-seconds "$min_seconds")
-        echo "$line"
-        echo "$u $l $b $(echo "$line" | sed -n 's/.* \([0-9.]*\) steps\*seqs\/s.*/\1/p')" >> "$work/gatescope.txt"
-    done
+gatescope_one() {  # $1 = UNITS:LAYERS:BATCH
+    IFS=: read -r u l b <<< "$1"
+    sizes=$(printf "$u,%.0s" $(seq "$l")); sizes=${sizes%,}
+    line=$("$BIN" --synthetic "$sizes" --features 64 --time "$TIME" --batch "$b" --repeat 3 --min-seconds "$min_seconds")
+    echo "$line"
+    echo "$u $l $b $(echo "$line" | sed -n 's/.* \([0-9.]*\) steps\*seqs\/s.*/\1/p')" >> "$work/gatescope.txt"
 }
-keras_sweep() {
-    for backend in jax tensorflow; do
-        if KERAS_BACKEND=$backend python3 -c "import keras" 2>/dev/null; then
-            KERAS_BACKEND=$backend python3 scripts/bench_keras_sweep.py --configs "$keras_configs" --time "$TIME" \
-                --min-seconds "$min_seconds" 2>/dev/null | tee -a "$work/keras.jsonl"
-        else
-            echo "keras-$backend: not installed, skipped"
-        fi
-    done
+# One Keras process per backend, serving one configuration at a time (bench_keras_sweep.py
+# --serve), so that each size's Keras figures are taken seconds from GateScope's, not a sweep apart.
+backends=""
+fd=3
+for backend in jax tensorflow; do
+    if KERAS_BACKEND=$backend python3 -c "import keras" 2>/dev/null; then
+        mkfifo "$work/$backend.in" "$work/$backend.out"
+        KERAS_BACKEND=$backend python3 scripts/bench_keras_sweep.py --serve --time "$TIME" --min-seconds "$min_seconds" \
+            < "$work/$backend.in" > "$work/$backend.out" 2>"$work/$backend.err" &
+        eval "exec $fd>\"\$work/$backend.in\" $((fd + 1))<\"\$work/$backend.out\""
+        read -r ready <&$((fd + 1))
+        [ "$ready" = ready ] || { echo "keras-$backend did not start: $(tail -3 "$work/$backend.err")"; exit 1; }
+        backends="$backends $backend:$fd"
+        fd=$((fd + 2))
+    else
+        echo "keras-$backend: not installed, skipped"
+    fi
+done
+keras_one() {  # $1 = UNITS:LAYERS:BATCH, $2 = backend:fd
+    local w=${2#*:} r=$((${2#*:} + 1)) row
+    echo "$1" >&$w
+    while read -r row <&$r && [ "$row" != end ]; do echo "$row" | tee -a "$work/keras.jsonl"; done
 }
 for round in $(seq "${ROUNDS:-2}"); do
     echo "round $round"
-    if [ $((round % 2)) -eq 1 ]; then gatescope_sweep; keras_sweep; else keras_sweep; gatescope_sweep; fi
+    for c in $CONFIGS; do
+        # GateScope first in odd rounds, last in even ones.
+        if [ $((round % 2)) -eq 1 ]; then
+            gatescope_one "$c"; for k in $backends; do keras_one "$c" "$k"; done
+        else
+            for k in $(echo $backends | tr ' ' '\n' | tac); do keras_one "$c" "$k"; done; gatescope_one "$c"
+        fi
+    done
 done
+for k in $backends; do eval "exec ${k#*:}>&-"; done
+wait
 "$work/fma_peak" "$cores" 2 | tee "$work/peak2.txt"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
