@@ -88,7 +88,7 @@ public enum Export {
         // With a unit filter and the unit index, the gate rows are the outer loop, read through the
         // index (SQLite's planner would rather walk every sequence of the range).
         let seek = try !unitFilter.isEmpty && cells.allSatisfy { try UnitIndex.hasIndex(db, cell: $0) }
-        let arms = try cells.map { cell -> String in
+        let arms = cells.map { cell -> String in
             let columns = gates.map { cell.planes.contains($0.rawValue) ? "g." + $0.rawValue : "NULL" }
             return """
                 SELECT g.seq_id, s.source_id, g.layer_id, g.step, coalesce(t.token, t.token_id), g.unit\
