@@ -23,24 +23,55 @@ func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMut
                 1, a, Int32(k), b, Int32(n), accumulate ? 1 : 0, c, Int32(n))
 }
 
-/// Settings of the matrix-product library behind the engine.
+/// The thread count of the matrix-product library behind the engine, scoped to engine calls.
 public enum MatrixThreads {
-    /// Limits OpenBLAS to `count` threads, unless the user set OPENBLAS_NUM_THREADS.
+    /// Runs `body` with OpenBLAS limited to `count` threads, unless the user set OPENBLAS_NUM_THREADS,
+    /// and gives the process its own count back when the last such call ends.
     ///
-    /// A caller that runs the engine beside other busy threads (the recorder's SQLite writer)
-    /// wants 1: idle OpenBLAS threads spin on the cores the other threads need.
-    public static func limit(to count: Int) {
-        guard getenv("OPENBLAS_NUM_THREADS") == nil else { return }
-        lock.lock()
-        defer { lock.unlock() }
-        // Changing it reconfigures OpenBLAS's thread pool: only when it really changes.
-        guard count != current else { return }
-        openblas_set_num_threads(Int32(count))
-        current = count
+    /// OpenBLAS has one process-wide count: the engine changes it only while it runs, so a caller's
+    /// own use of OpenBLAS after a model call sees the count it set. Calls that overlap share it:
+    /// the latest limit holds until every overlapping call has ended. A caller that runs the engine
+    /// beside other busy threads (the recorder's SQLite writer) wants 1: idle OpenBLAS threads spin
+    /// on the cores the other threads need.
+    public static func withLimit<R>(_ count: Int, _ body: () throws -> R) rethrows -> R {
+        guard getenv("OPENBLAS_NUM_THREADS") == nil else { return try body() }
+        return try openBLAS.withLimit(count, body)
     }
 
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var current = 0
+    /// OpenBLAS's current thread count.
+    public static var count: Int { Int(openblas_get_num_threads()) }
+
+    static let openBLAS = Scope(get: { Int(openblas_get_num_threads()) }, set: { openblas_set_num_threads(Int32($0)) })
+
+    /// A process-wide count that calls limit while they run (OpenBLAS's, or a test's stand-in).
+    final class Scope: @unchecked Sendable {  // state under `lock`
+        private let lock = NSLock()
+        private var active = 0
+        private var saved = 0
+        private let get: () -> Int
+        private let set: (Int) -> Void
+
+        init(get: @escaping () -> Int, set: @escaping (Int) -> Void) {
+            self.get = get
+            self.set = set
+        }
+
+        func withLimit<R>(_ count: Int, _ body: () throws -> R) rethrows -> R {
+            lock.withLock {
+                if active == 0 { saved = get() }
+                active += 1
+                // Changing OpenBLAS's count reconfigures its thread pool: only when it really changes.
+                if get() != count { set(count) }
+            }
+            defer {
+                lock.withLock {
+                    active -= 1
+                    if active == 0, get() != saved { set(saved) }
+                }
+            }
+            return try body()
+        }
+    }
 }
 
 /// The AVX-512 kernels of CKernels: used when the CPU has AVX-512 (checked at run time).

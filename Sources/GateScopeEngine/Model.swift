@@ -205,7 +205,14 @@ public struct Model: Sendable {
         // The engine splits large batches across threads itself, each with a single-threaded
         // product; a small batch is one thread, and the matrix library may use the others.
         let engineThreads = LSTMForward.threadCount(threads, batch: batch)
-        MatrixThreads.limit(to: engineThreads > 1 ? 1 : threads)
+        return try MatrixThreads.withLimit(engineThreads > 1 ? 1 : threads) {
+            try execute(values, batch: batch, threads: threads, engineThreads: engineThreads, lengths: lengths, observer: observer, only: only)
+        }
+    }
+
+    /// The body of `execute`, while OpenBLAS runs at most the threads the call was given.
+    private func execute(_ values: [Tensor], batch: Int, threads: Int, engineThreads: Int, lengths: [[Int]?]?,
+                         observer: GateObserver?, only: Set<Int>?) throws -> [Output?] {
 
         // The first node that runs and mixes steps across time.
         let mixingNode = only.map { only in graph.nodes.enumerated().first { only.contains($0.offset) && !$0.element.op.lengthSafe }?.element }

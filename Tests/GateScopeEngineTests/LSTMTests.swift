@@ -152,6 +152,27 @@ func bidirectionalMerge(_ merge: MergeMode) throws {
     }
 }
 
+/// A call limits the count while it runs and gives the process's back when the last overlapping
+/// call ends, also when it throws (on a stand-in for OpenBLAS's count: other tests run models at
+/// the same time, so the real one cannot be checked exactly here).
+@Test func matrixThreadsAreScopedToCalls() throws {
+    struct Stop: Error {}
+    var count = 4, sets = 0
+    let scope = MatrixThreads.Scope(get: { count }, set: { count = $0; sets += 1 })
+    scope.withLimit(1) { #expect(count == 1) }
+    #expect(count == 4 && sets == 2)
+    #expect(throws: Stop.self) { try scope.withLimit(2) { throw Stop() } }
+    #expect(count == 4)
+    scope.withLimit(1) {
+        scope.withLimit(3) { #expect(count == 3) }
+        #expect(count == 3)  // the latest limit holds until the outer call ends
+    }
+    #expect(count == 4)
+    sets = 0
+    scope.withLimit(4) {}
+    #expect(sets == 0)  // no change, no reconfiguration
+}
+
 @Test func wrongShapesAreRefused() throws {
     #expect(throws: EngineError.weightShape(layer: "l", weight: "kernel", expected: [3, 8], got: [3, 4])) {
         try LSTMSpec(name: "l", units: 2, inputDim: 3, activation: .tanh, recurrentActivation: .sigmoid,
