@@ -6,6 +6,7 @@ import PackageDescription
 //   CSQLiteChecksum         page checksums for SQLite (a VFS shim), so damaged pages are never read
 //   CKernels                AVX-512 / AVX2 kernels of the engine (packed weights, LSTM steps, thread team)
 //   CSummaries              the recorder's per-value loops (unit summaries, spans, pair products, batch buffer)
+//   CMalloc                 the executables' allocator policy (freed buffers reused, not fresh pages each batch)
 //   GateScopeEngine         Keras-exact forward pass, gate observer; no I/O, no storage
 //   GateScopeKeras          .keras / legacy .h5 import into engine models
 //   GateScopeONNX           .onnx import into the same engine graph (protobuf code generated, committed)
@@ -41,6 +42,7 @@ let package = Package(
 
         // Page checksums in SQLite's reserve bytes, verified on every read (a VFS shim over the default one).
         .target(name: "CSQLiteChecksum", dependencies: ["CSQLite"]),
+        .target(name: "CMalloc"),
         // AVX-512 matrix kernel for packed weights (runtime-dispatched; OpenBLAS otherwise).
         .target(name: "CKernels"),
         // The recorder's exact per-value loops: summaries, spans, pair moments, batch buffer (plain C).
@@ -72,7 +74,7 @@ let package = Package(
         .target(name: "GateScopePlot"),
         .executableTarget(name: "gatescope", dependencies: [
             "GateScopeEngine", "GateScopeKeras", "GateScopeONNX", "GateScopeTorch", "GateScopeInput", "GateScopeStore",
-            "GateScopeRecording", "GateScopeFormat", "GateScopePlot",
+            "GateScopeRecording", "GateScopeFormat", "GateScopePlot", "CMalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -82,7 +84,7 @@ let package = Package(
         ]),
 
         // Engine throughput benchmark (scripts/bench_engine.sh); prints figures, not a test.
-        .executableTarget(name: "GateScopeBench", dependencies: ["GateScopeEngine", "GateScopeKeras", "GateScopeInput"]),
+        .executableTarget(name: "GateScopeBench", dependencies: ["GateScopeEngine", "GateScopeKeras", "GateScopeInput", "CMalloc"]),
 
         // Build-time embedding of schema/*.sql and queries/*.sql into GateScopeStore, so the
         // binary finds them wherever it is run from.

@@ -7,6 +7,8 @@
 //
 // Times `Model.forward` with an observer that reads every gate value (so the cost of exposing
 // the gates is included), over all sequences of X in batches of B, R times; prints the median.
+// The process keeps freed memory for reuse, as gatescope does (gs_keep_freed_memory).
+import CMalloc
 import Foundation
 import GateScopeEngine
 import GateScopeInput
@@ -33,6 +35,7 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
+_ = gs_keep_freed_memory()
 let batchSize = Int(option("--batch") ?? "64")!
 let repeats = Int(option("--repeat") ?? "7")!
 let threads = option("--threads").map { Int($0)! }

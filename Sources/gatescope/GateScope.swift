@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMalloc
 import Foundation
 import GateScopeFormat
 import GateScopeStore
@@ -25,6 +26,8 @@ struct GateScope: ParsableCommand {
     /// Like ArgumentParser's default, but a usage error is one line on stderr, prefixed with the
     /// command path like every runtime error ("gatescope stats: ..."), without the usage dump.
     static func main() {
+        // The engine's per-batch output arrays: reused heap blocks, not fresh pages every call.
+        _ = gs_keep_freed_memory()
         let command: ParsableCommand
         do {
             command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
