@@ -55,10 +55,10 @@ let package = Package(
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
         .target(name: "GateScopeONNX", dependencies: [
-            "GateScopeEngine", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "GateScopeEngine", "GateScopeInput", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["Proto/onnx_subset.proto"]),
         .target(name: "GateScopeTorch", dependencies: [
-            "GateScopeEngine", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            "GateScopeEngine", "GateScopeInput", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
         .target(name: "GateScopeInput", dependencies: [
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
@@ -80,7 +80,8 @@ let package = Package(
 
         // libFuzzer harnesses of every file reader (scripts/fuzz.sh); an ordinary build replays files.
         .executableTarget(name: "GateScopeFuzz", dependencies: [
-            "GateScopeInput", "GateScopeKeras", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            "GateScopeInput", "GateScopeKeras", "GateScopeONNX", "GateScopeTorch", "CHDF5",
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
 
         // Engine throughput benchmark (scripts/bench_engine.sh); prints figures, not a test.

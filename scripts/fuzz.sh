@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(npy npz jsonl csv txt vocab keras-config keras-zip h5)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(npy npz jsonl csv txt vocab keras-config keras-zip h5 onnx pt safetensors)
 work=${FUZZ_DIR:-/tmp/gatescope-fuzz}
 mkdir -p "$work/artifacts"
 

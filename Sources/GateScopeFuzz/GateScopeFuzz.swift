@@ -2,6 +2,8 @@ import CHDF5
 import Foundation
 import GateScopeInput
 import GateScopeKeras
+import GateScopeONNX
+import GateScopeTorch
 import ZIPFoundation
 
 // Fuzz harnesses for every reader of user files. One executable, two builds:
@@ -17,6 +19,7 @@ import ZIPFoundation
 enum Harness: String, CaseIterable {
     case npy, npz, jsonl, csv, txt, vocab
     case kerasConfig = "keras-config", kerasZip = "keras-zip", h5
+    case onnx, pt, safetensors
 
     /// The file name extension the reader is chosen by.
     var fileExtension: String {
@@ -29,6 +32,9 @@ enum Harness: String, CaseIterable {
         case .vocab: return "json"
         case .kerasConfig, .kerasZip: return "keras"
         case .h5: return "h5"
+        case .onnx: return "onnx"
+        case .pt: return "pt"
+        case .safetensors: return "safetensors"
         }
     }
 
@@ -48,6 +54,10 @@ enum Harness: String, CaseIterable {
             case .kerasConfig, .kerasZip, .h5:
                 defer { checkNoHDF5ObjectsOpen() }
                 _ = try KerasModelLoader.inspect(path: path)
+            case .onnx:
+                _ = try ONNXModelLoader.load(path: path)
+            case .pt, .safetensors:
+                _ = try TorchModelLoader.load(path: path)
             }
             return nil
         } catch {

@@ -1,5 +1,6 @@
 import Foundation
 import GateScopeEngine
+import GateScopeInput
 import SwiftProtobuf
 
 /// What goes wrong reading an ONNX model: the file, the node (name and op type) and why, in one line.
@@ -7,7 +8,7 @@ public struct ONNXError: Error, CustomStringConvertible, Equatable {
     public var file: String
     public var node: String?
     public var message: String
-    public var description: String { "\(file): " + (node.map { "node \($0): " } ?? "") + message }
+    public var description: String { InputError.oneLine("\(file): " + (node.map { "node \($0): " } ?? "") + message) }
 }
 
 /// Loads `.onnx` files into engine models: the same graph of layer calls the Keras importer

@@ -1,4 +1,5 @@
 import Foundation
+import GateScopeInput
 import ZIPFoundation
 
 /// A weight tensor of a state dict, converted to Float32.
@@ -12,7 +13,7 @@ struct StateTensor {
 public struct TorchError: Error, CustomStringConvertible, Equatable {
     public var file: String
     public var message: String
-    public var description: String { "\(file): \(message)" }
+    public var description: String { InputError.oneLine("\(file): \(message)") }
 }
 
 /// Reads the tensors of a `torch.save(state_dict)` zip or a `.safetensors` file, without running
@@ -67,10 +68,12 @@ enum StateDictFiles {
             throw TorchError(file: path, message: "cannot read: \(error.localizedDescription)")
         }
         guard data.count >= 8 else { throw TorchError(file: path, message: "too short for a .safetensors file") }
-        let n = data.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-        guard n > 0, n <= data.count - 8, n <= 100 << 20 else {
-            throw TorchError(file: path, message: "header length \(n) does not fit the file's \(data.count) bytes")
+        // The declared length is a UInt64: bounded by the file before it becomes an Int.
+        let declared = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard declared > 0, declared <= UInt64(data.count - 8), declared <= 100 << 20 else {
+            throw TorchError(file: path, message: "header length \(declared) does not fit the file's \(data.count) bytes")
         }
+        let n = Int(declared)
         guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as? [String: Any] else {
             throw TorchError(file: path, message: "the header is not a JSON object")
         }
@@ -81,11 +84,17 @@ enum StateDictFiles {
                   let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
                 throw TorchError(file: path, message: "tensor '\(key)': bad header entry")
             }
-            guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }) <= data.count else {
+            // Every product checked: a zero after huge sizes must not hide an overflow in between.
+            var product: Int? = 1
+            for d in shape {
+                guard d >= 0, let p = product else { product = nil; break }
+                let (next, overflow) = p.multipliedReportingOverflow(by: d)
+                product = overflow ? nil : next
+            }
+            guard let count = product, count <= data.count else {
                 throw TorchError(file: path, message: "tensor '\(key)': shape \(shape) is larger than the file")
             }
-            let count = shape.reduce(1, *)
-            guard offsets[0] >= 0, offsets[1] >= offsets[0], base + offsets[1] <= data.count, offsets[1] - offsets[0] == count * item else {
+            guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] <= data.count - base, offsets[1] - offsets[0] == count * item else {
                 throw TorchError(file: path, message: "tensor '\(key)': data_offsets \(offsets) do not hold \(shape) \(dtype) in the file")
             }
             let values = data.withUnsafeBytes { raw in

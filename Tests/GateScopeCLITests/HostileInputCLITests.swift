@@ -18,7 +18,7 @@ import Testing
         let dir = try GateScopeCLI.tempDir("hostile")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = Self.fixtures.appendingPathComponent("keras/lstm_single/model.keras").path
-        let isModel = name.hasSuffix(".h5") || name.hasSuffix(".keras")
+        let isModel = [".h5", ".keras", ".onnx", ".pt", ".safetensors"].contains { name.hasSuffix($0) }
         let args = isModel ? ["inspect", path] : ["record", model, path, "--db", dir + "/out.db", "--no-progress"]
         // RLIMIT_DATA caps the heap: a reader that believed a hostile size would fail to allocate.
         let started = Date()
