@@ -11,6 +11,7 @@ public enum NPZ {
 
     /// Parses `.npz` bytes; `name` names the source in errors.
     public static func read(data: Data, name: String? = nil) throws -> [String: NPYArray] {
+        if let problem = ZipPrecheck.problem(data) { throw InputError(file: name, "not a valid .npz (zip) archive: \(problem)") }
         let archive: Archive
         do { archive = try Archive(data: data, accessMode: .read) } catch {
             throw InputError(file: name, "not a valid .npz (zip) archive: \(error)")
@@ -43,6 +44,7 @@ public enum NPZ {
 
     static func openArchive(path: String) throws -> Archive {
         guard FileManager.default.fileExists(atPath: path) else { throw InputError(file: path, "no such file") }
+        if let problem = ZipPrecheck.problem(path: path) { throw InputError(file: path, "not a valid .npz (zip) archive: \(problem)") }
         do { return try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {
             throw InputError(file: path, "not a valid .npz (zip) archive: \(error)")
         }

@@ -1,6 +1,7 @@
 import CHDF5
 import Foundation
 import GateScopeEngine
+import GateScopeInput
 import ZIPFoundation
 
 /// A loaded model with the file facts that `Model` does not carry.
@@ -59,6 +60,9 @@ public enum KerasModelLoader {
     static func loadKerasZip(path: String) throws -> LoadedKerasModel {
         // File-backed, not Archive(data:): the in-memory archive of ZIPFoundation never frees its
         // buffer (LeakSanitizer under scripts/fuzz.sh), and the file need not be read whole.
+        if let problem = ZipPrecheck.problem(path: path) {
+            throw KerasError.corrupt(file: path, reason: "not a readable .keras zip archive: \(problem)")
+        }
         let archive: Archive
         do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {
             throw KerasError.corrupt(file: path, reason: "not a readable .keras zip archive (\(error))")

@@ -278,8 +278,27 @@ struct Importer {
 
     // MARK: nodes
 
+    /// Inputs the conversion of `n` reads by position: the op's required ones, and those that
+    /// stand in for an attribute the node does not have (Slice's starts and ends, Unsqueeze's axes
+    /// from opset 13). Checked before any is read, so a file that omits one is refused, not read
+    /// past the end of its input list.
+    func requiredInputs(_ n: Onnx_NodeProto) -> Int {
+        switch n.opType {
+        case "Constant": return 0
+        case "LSTM", "GRU", "RNN", "Where": return 3
+        case "Slice": return attr(n, "starts") != nil && attr(n, "ends") != nil ? 1 : 3
+        case "Unsqueeze": return attr(n, "axes") != nil ? 1 : 2
+        case "Add", "Sub", "Mul", "Div", "Greater", "Less", "Equal", "MatMul", "Gemm", "Reshape", "Expand", "Gather": return 2
+        default: return 1
+        }
+    }
+
     mutating func convert(_ n: Onnx_NodeProto, index: Int) throws {
         let name = n.name.isEmpty ? "\(n.opType)_\(index)" : n.name
+        let required = requiredInputs(n)
+        guard n.input.count >= required else {
+            throw fail("\(n.opType.isEmpty ? "a node without an op type" : n.opType) needs \(required) input\(required == 1 ? "" : "s"), it has \(n.input.count)")
+        }
         let inputs = try (0..<n.input.count).map { try input(n, $0) }
         let runtime = inputs.contains { if case .runtime = $0 { return true }; return false }
         switch n.opType {

@@ -114,6 +114,7 @@ enum StateDictFiles {
     ]
 
     static func torchZip(path: String, size: Int) throws -> (tensors: [String: StateTensor], format: String, producer: String) {
+        if let problem = ZipPrecheck.problem(path: path) { throw TorchError(file: path, message: "not a readable zip: \(problem)") }
         let archive: Archive
         do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {
             throw TorchError(file: path, message: "not a readable zip: \(error)")
