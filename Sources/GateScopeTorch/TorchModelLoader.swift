@@ -87,7 +87,7 @@ public enum TorchModelLoader {
             return t
         }
         let hh0 = try tensor("weight_hh_l0", rank: 2)
-        let hr0 = tensors[p + "weight_hr_l0"]
+        let hr0 = tensors[p + "weight_hr_l0"] == nil ? nil : try tensor("weight_hr_l0", rank: 2)
         let hidden = hr0?.shape[1] ?? hh0.shape[1]
         guard hidden > 0, hh0.shape[0] % hidden == 0 else { throw TorchError(file: "", message: "\(p)weight_hh_l0 has shape \(hh0.shape), not a multiple of the hidden size") }
         let gates = hh0.shape[0] / hidden
@@ -122,11 +122,14 @@ public enum TorchModelLoader {
                     throw TorchError(file: "", message: "\(p)weight_hh\(sfx) has shape \(whh.shape), expected [\(gates * hidden), \(out)]")
                 }
                 let kernel = transposed(wih, blocks: order, blockRows: hidden), recurrent = transposed(whh, blocks: order, blockRows: hidden)
+                // Counted before the gate blocks are reordered, which reads every block.
+                for key in ["bias_ih", "bias_hh"] {
+                    if let bias = tensors[p + key + sfx], bias.values.count != gates * hidden {
+                        throw TorchError(file: "", message: "\(p)\(key)\(sfx) has \(bias.values.count) values, expected \(gates * hidden)")
+                    }
+                }
                 let bih = tensors[p + "bias_ih" + sfx].map { reordered($0.values, blocks: order, size: hidden) }
                 let bhh = tensors[p + "bias_hh" + sfx].map { reordered($0.values, blocks: order, size: hidden) }
-                for (bias, key) in [(bih, "bias_ih"), (bhh, "bias_hh")] where bias != nil && bias!.count != gates * hidden {
-                    throw TorchError(file: "", message: "\(p)\(key)\(sfx) has \(bias!.count) values, expected \(gates * hidden)")
-                }
                 let summed: [Float]? = bih.map { a in zip(a, bhh ?? Array(repeating: 0, count: a.count)).map { $0 + $1 } }
                 let name = "\(label.isEmpty ? "" : label + ".")l\(l) \(d == 0 ? "forward" : "reverse")"
                 switch cell {
