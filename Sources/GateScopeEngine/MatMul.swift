@@ -38,9 +38,6 @@ public enum MatrixThreads {
         return try openBLAS.withLimit(count, body)
     }
 
-    /// OpenBLAS's current thread count.
-    public static var count: Int { Int(openblas_get_num_threads()) }
-
     static let openBLAS = Scope(get: { Int(openblas_get_num_threads()) }, set: { openblas_set_num_threads(Int32($0)) })
 
     /// A process-wide count that calls limit while they run (OpenBLAS's, or a test's stand-in).

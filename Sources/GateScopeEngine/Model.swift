@@ -213,7 +213,6 @@ public struct Model: Sendable {
     /// The body of `execute`, while OpenBLAS runs at most the threads the call was given.
     private func execute(_ values: [Tensor], batch: Int, threads: Int, engineThreads: Int, lengths: [[Int]?]?,
                          observer: GateObserver?, only: Set<Int>?) throws -> [Output?] {
-
         // The first node that runs and mixes steps across time.
         let mixingNode = only.map { only in graph.nodes.enumerated().first { only.contains($0.offset) && !$0.element.op.lengthSafe }?.element }
             ?? firstTimeMixingNode

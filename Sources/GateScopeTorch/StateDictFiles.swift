@@ -60,6 +60,19 @@ enum StateDictFiles {
         }
     }
 
+    /// The element count of `shape`, nil when a size is negative or any partial product overflows
+    /// (a 0 after huge sizes must not hide an overflow before it).
+    static func elementCount(_ shape: [Int]) -> Int? {
+        var count = 1
+        for d in shape {
+            guard d >= 0 else { return nil }
+            let (next, overflow) = count.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            count = next
+        }
+        return count
+    }
+
     // MARK: safetensors
 
     static func safetensors(path: String, size: Int) throws -> [String: StateTensor] {
@@ -84,14 +97,7 @@ enum StateDictFiles {
                   let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
                 throw TorchError(file: path, message: "tensor '\(key)': bad header entry")
             }
-            // Every product checked: a zero after huge sizes must not hide an overflow in between.
-            var product: Int? = 1
-            for d in shape {
-                guard d >= 0, let p = product else { product = nil; break }
-                let (next, overflow) = p.multipliedReportingOverflow(by: d)
-                product = overflow ? nil : next
-            }
-            guard let count = product, count <= data.count else {
+            guard let count = elementCount(shape), count <= data.count else {
                 throw TorchError(file: path, message: "tensor '\(key)': shape \(shape) is larger than the file")
             }
             guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] <= data.count - base, offsets[1] - offsets[0] == count * item else {
@@ -164,8 +170,13 @@ enum StateDictFiles {
                 throw TorchError(file: path, message: "tensor '\(key)': storage data/\(t.key) has \(raw.count) bytes for \(t.storageCount) \(dtype) values")
             }
             guard t.size.count == t.stride.count else { throw TorchError(file: path, message: "tensor '\(key)': size and stride differ in rank") }
-            let count = t.size.reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
-            guard count <= t.storageCount else { throw TorchError(file: path, message: "tensor '\(key)': \(t.size) is larger than its storage") }
+            guard let count = elementCount(t.size), count <= t.storageCount else {
+                throw TorchError(file: path, message: "tensor '\(key)': \(t.size) is larger than its storage")
+            }
+            // Bounded first, so that adding the strided index to it cannot overflow.
+            guard t.offset >= 0, t.offset <= t.storageCount else {
+                throw TorchError(file: path, message: "tensor '\(key)': offset \(t.offset) is outside its storage of \(t.storageCount)")
+            }
             // Elements by stride (state dicts are contiguous; views of one storage also work).
             var index = [Int](repeating: 0, count: t.size.count)
             var offsets: [Int] = []
