@@ -97,7 +97,7 @@ static inline void count_value(float x, int lo, int bins, int64_t *hist, int64_t
 
 /// Slots (unit x plane) of one group: 4 units of at most GS_MAX_WIDTH planes.
 ///
-/// The AVX-512 path counts a group's histograms in 16-bit counters first (COUNT_BINS a slot),
+/// The vector paths count a group's histograms in 16-bit counters first (COUNT_BINS a slot),
 /// added to the Int64 histograms at each flush: 4 units of an LSTM then count in 56 KB, about L1,
 /// where 8 units in Int64 counters (450 KB) made every increment an L1 miss, and the increments
 /// two thirds of the loop's time. FAST_ROWS < 2^16, so no counter overflows between flushes.
@@ -111,7 +111,7 @@ typedef struct {
     int t[FAST_SLOTS];                                       // T
     int64_t *sums[FAST_SLOTS];                               // the slot's buckets
     int64_t *hist[FAST_SLOTS];                               // the slot's histogram, NULL: none
-    uint16_t *count[FAST_SLOTS];                             // its counters since the last flush (AVX-512)
+    uint16_t *count[FAST_SLOTS];                             // its counters since the last flush (vector paths)
     int64_t *edge_eq[FAST_SLOTS];
     int32_t low[FAST_SLOTS], bins[FAST_SLOTS];               // its grid: bins from low/1000
 } fast_group;
@@ -267,9 +267,132 @@ static void fast_block512(fast_group *g, const float *const *rows, int n, int j,
 }
 #endif
 
+#ifdef GS_X86
+// A double that holds an integer below 2^51 in magnitude, as an Int64, exactly: v + 1.5 * 2^52
+// keeps v + 2^51 in the low mantissa bits. AVX2 has no double -> Int64 conversion, and every value
+// converted below is such an integer (see the fast path above), so this equals cvttpd_epi64.
+__attribute__((always_inline, target("avx2,fma")))
+static inline __m256i int64_of(__m256d v) {
+    const __m256d magic = _mm256_set1_pd(0x1.8p52);
+    return _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(v, magic)), _mm256_castpd_si256(magic));
+}
+
+// fast_block512 on AVX2 + FMA: the same slots, values and counters, the doubles in two halves of
+// four lanes, and vector masks where AVX-512 has mask registers.
+__attribute__((target("avx2,fma")))
+static void fast_block256(fast_group *g, const float *const *rows, int n, int j, int slots) {
+    const int live = slots - j;
+    const int full = live >= 8;
+    const unsigned lanes = full ? 0xFFu : (1u << live) - 1;
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(live), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i m0 = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(m)), m1 = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(m, 1));
+    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), zero = _mm256_setzero_si256();
+    // The group's arrays hold FAST_SLOTS >= j + 8 entries, so whole vectors stay inside them.
+    const __m256i lo = _mm256_loadu_si256((const __m256i *)(g->lo + j));
+    const __m256i hi = _mm256_loadu_si256((const __m256i *)(g->hi + j));
+    const __m256d sx0 = _mm256_loadu_pd(g->sx + j), sx1 = _mm256_loadu_pd(g->sx + j + 4);
+    const __m256d ss0 = _mm256_loadu_pd(g->ss + j), ss1 = _mm256_loadu_pd(g->ss + j + 4);
+    const __m256d half = _mm256_set1_pd(0x1p50);
+    __m256i ax0 = zero, ax1 = zero, ah0 = zero, ah1 = zero, al0 = zero, al1 = zero;
+    __m256d mn0 = _mm256_loadu_pd(g->mn + j), mn1 = _mm256_loadu_pd(g->mn + j + 4);
+    __m256d mx0 = _mm256_loadu_pd(g->mx + j), mx1 = _mm256_loadu_pd(g->mx + j + 4);
+    // The histogram lanes, and each lane's counter base or spare counter (a cache line apart).
+    unsigned hm = 0;
+    int64_t hmask[8];
+    uint16_t spare[8 * 32] = { 0 };
+    uint64_t hist_at[8], spare_addr[8], addr[8];
+    for (int q = 0; q < 8; q++) {
+        const int has = q < live && g->hist[j + q];
+        hm |= has ? 1u << q : 0;
+        hmask[q] = has ? -1 : 0;
+        hist_at[q] = has ? (uint64_t)(uintptr_t)g->count[j + q] : 0;
+        spare_addr[q] = (uint64_t)(uintptr_t)(spare + 32 * q);
+    }
+    const __m256i hm0 = _mm256_loadu_si256((const __m256i *)hmask), hm1 = _mm256_loadu_si256((const __m256i *)(hmask + 4));
+    const __m256i hbase0 = _mm256_loadu_si256((const __m256i *)hist_at), hbase1 = _mm256_loadu_si256((const __m256i *)(hist_at + 4));
+    const __m256i spare0 = _mm256_loadu_si256((const __m256i *)spare_addr), spare1 = _mm256_loadu_si256((const __m256i *)(spare_addr + 4));
+    const __m256i low = _mm256_loadu_si256((const __m256i *)(g->low + j));
+    const __m128i low0 = _mm256_castsi256_si128(low), low1 = _mm256_extracti128_si256(low, 1);
+    const __m256d lowd0 = _mm256_cvtepi32_pd(low0), lowd1 = _mm256_cvtepi32_pd(low1);
+    const __m256i bins = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(g->bins + j)), _mm256_set1_epi32(1));
+    const __m256i binsp0 = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(bins)), binsp1 = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(bins, 1));
+    const __m256d thousand = _mm256_set1_pd(1000.0);
+    const __m256i one64 = _mm256_set1_epi64x(1);
+    for (int r = 0; r < n; r++) {
+        const __m256 xf = full ? _mm256_loadu_ps(rows[r] + j) : _mm256_maskload_ps(rows[r] + j, m);
+        const __m256i a = _mm256_and_si256(_mm256_castps_si256(xf), abs_mask);
+        // a, lo and hi are below 2^31, so signed compares order them as unsigned ones.
+        __m256i fast = _mm256_or_si256(_mm256_andnot_si256(_mm256_cmpgt_epi32(lo, a), _mm256_cmpgt_epi32(hi, a)),
+                                       _mm256_cmpeq_epi32(a, zero));
+        fast = _mm256_and_si256(fast, m);
+        const __m256i f0 = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(fast)), f1 = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(fast, 1));
+        const __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(xf)), d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(xf, 1));
+#define HALF_SUMS(d, ss, sx, f, ax, ah, al, mn, mx)                                                                  \
+        {                                                                                                       \
+            const __m256d q = _mm256_mul_pd(_mm256_mul_pd(d, d), ss);                                           \
+            const __m256d h = _mm256_floor_pd(q);                                                               \
+            ax = _mm256_add_epi64(ax, _mm256_and_si256(int64_of(_mm256_mul_pd(d, sx)), f));                      \
+            ah = _mm256_add_epi64(ah, _mm256_and_si256(int64_of(h), f));                                          \
+            al = _mm256_add_epi64(al, _mm256_and_si256(int64_of(_mm256_mul_pd(_mm256_sub_pd(q, h), half)), f));   \
+            /* min(d, mn) is d < mn ? d : mn, as the scalar loop: a NaN never replaces an extreme. */          \
+            mn = _mm256_min_pd(d, mn);                                                                          \
+            mx = _mm256_max_pd(d, mx);                                                                          \
+        }
+        HALF_SUMS(d0, ss0, sx0, f0, ax0, ah0, al0, mn0, mx0)
+        HALF_SUMS(d1, ss1, sx1, f1, ax1, ah1, al1, mn1, mx1)
+#undef HALF_SUMS
+        for (unsigned slow = lanes & ~(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(fast)); slow; slow &= slow - 1) {
+            const int k = j + __builtin_ctz(slow);
+            add_exact(rows[r][k], g->sums[k]);
+        }
+        if (!hm) continue;
+        // As fast_block512: below the grid (or NaN) slot 0, at or past its top slot bins + 1, else
+        // 1 + floor(t) - low; a lane without a histogram, or on an edge (done below), counts in its
+        // spare counter.
+        unsigned edges = 0;
+#define HALF_HIST(d, lowd, lowh, hmv, binsp, hbase, spare_at, out, shift)                                            \
+        {                                                                                                       \
+            const __m256d t = _mm256_mul_pd(d, thousand);                                                       \
+            const __m256i ge = _mm256_and_si256(hmv, _mm256_castpd_si256(_mm256_cmp_pd(t, lowd, _CMP_GE_OQ)));   \
+            const __m256i top = _mm256_castpd_si256(_mm256_cmp_pd(t, thousand, _CMP_GE_OQ));                     \
+            const __m256i over = _mm256_and_si256(ge, top), inside = _mm256_andnot_si256(top, ge);              \
+            const __m256d f = _mm256_floor_pd(t);                                                               \
+            const __m256i edge = _mm256_and_si256(ge, _mm256_castpd_si256(_mm256_cmp_pd(f, t, _CMP_EQ_OQ)));     \
+            const __m256i k = _mm256_cvtepi32_epi64(_mm_sub_epi32(_mm256_cvttpd_epi32(f), lowh));                \
+            const __m256i sv = _mm256_or_si256(_mm256_and_si256(inside, _mm256_add_epi64(k, one64)),             \
+                                               _mm256_and_si256(over, binsp));                                  \
+            __m256i at = _mm256_add_epi64(hbase, _mm256_slli_epi64(sv, 1));                                      \
+            const __m256i to_spare = _mm256_or_si256(_mm256_xor_si256(hmv, _mm256_set1_epi64x(-1)), edge);       \
+            at = _mm256_castpd_si256(_mm256_blendv_pd(_mm256_castsi256_pd(at), _mm256_castsi256_pd(spare_at),    \
+                                                      _mm256_castsi256_pd(to_spare)));                          \
+            _mm256_storeu_si256((__m256i *)(out), at);                                                          \
+            edges |= (unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(edge)) << (shift);                         \
+        }
+        HALF_HIST(d0, lowd0, low0, hm0, binsp0, hbase0, spare0, addr, 0)
+        HALF_HIST(d1, lowd1, low1, hm1, binsp1, hbase1, spare1, addr + 4, 4)
+#undef HALF_HIST
+        for (int q2 = 0; q2 < 8; q2++) (*(uint16_t *)(uintptr_t)addr[q2])++;
+        for (; edges; edges &= edges - 1) {
+            const int jj = j + __builtin_ctz(edges);
+            count_value(rows[r][jj], g->low[jj], g->bins[jj], g->hist[jj], g->edge_eq[jj]);
+        }
+    }
+    _mm256_storeu_si256((__m256i *)(g->ax + j), _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(g->ax + j)), ax0));
+    _mm256_storeu_si256((__m256i *)(g->ax + j + 4), _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(g->ax + j + 4)), ax1));
+    _mm256_storeu_si256((__m256i *)(g->ah + j), _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(g->ah + j)), ah0));
+    _mm256_storeu_si256((__m256i *)(g->ah + j + 4), _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(g->ah + j + 4)), ah1));
+    _mm256_storeu_si256((__m256i *)(g->al + j), _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(g->al + j)), al0));
+    _mm256_storeu_si256((__m256i *)(g->al + j + 4), _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(g->al + j + 4)), al1));
+    _mm256_maskstore_pd(g->mn + j, m0, mn0);
+    _mm256_maskstore_pd(g->mn + j + 4, m1, mn1);
+    _mm256_maskstore_pd(g->mx + j, m0, mx0);
+    _mm256_maskstore_pd(g->mx + j + 4, m1, mx1);
+}
+#endif
+
 int gs_summary_path(void) {
     const int both = CPU_AVX512F | CPU_AVX512_DQ_VL;
-    return (cpu_features() & both) == both ? 2 : 0;
+    return (cpu_features() & both) == both ? 2 : (cpu_features() & CPU_AVX2_FMA) ? 1 : 0;
 }
 
 // The histogram and edge hits of slot j over a block, on grid [0, 1] (lo 0) or [-1, 1].
@@ -342,9 +465,9 @@ void gs_summary_add(int path, const gs_summary_layer *l, int sequences, int step
     for (int unit = unit0; unit < unit1; unit++) l->n[unit] += active_rows;
     fast_group g;
     memset(&g, 0, sizeof g);
-    // The AVX-512 path's 16-bit counters, one row of COUNT_BINS a slot (zero between flushes).
-    uint16_t *counts = path == 2 ? calloc((size_t)FAST_SLOTS * COUNT_BINS, sizeof(uint16_t)) : NULL;
-    if (path == 2 && !counts) path = 0;
+    // The vector paths' 16-bit counters, one row of COUNT_BINS a slot (zero between flushes).
+    uint16_t *counts = path > 0 ? calloc((size_t)FAST_SLOTS * COUNT_BINS, sizeof(uint16_t)) : NULL;
+    if (path > 0 && !counts) path = 0;
     const float *blocks[2][BLOCK_ROWS];
     for (int u0 = unit0; u0 < unit1; u0 += FAST_UNITS) {
         const int u1 = u0 + FAST_UNITS < unit1 ? u0 + FAST_UNITS : unit1;
@@ -389,6 +512,8 @@ void gs_summary_add(int path, const gs_summary_layer *l, int sequences, int step
 #ifdef GS_X86
             if (path == 2) {
                 for (int j = 0; j < slots; j += 8) fast_block512(&g, rows, n, j, slots);
+            } else if (path == 1) {
+                for (int j = 0; j < slots; j += 8) fast_block256(&g, rows, n, j, slots);
             } else
 #endif
             {
@@ -619,6 +744,84 @@ static void spans_unit512(gs_span *table, const int8_t *levels, size_t seq_strid
 #endif
 
 #ifdef GS_X86
+// spans_unit512 on AVX2: the 128 threshold lanes in four byte vectors, masks as byte vectors.
+// k, levels (-1 to 100) and runs (up to 127 steps) all fit a signed byte, so signed compares
+// order them.
+__attribute__((target("avx2,fma")))
+static void spans_unit256(gs_span *table, const int8_t *levels, size_t seq_stride, int sequences, int steps,
+                          const int64_t *seq_ids) {
+    int8_t lane[128], best[128], first[128], runs[128];
+    int32_t best_seq[128], count[128];
+    for (int k = 0; k < 128; k++) { lane[k] = (int8_t)k; best_seq[k] = 0; count[k] = 0; }
+    const __m256i one = _mm256_set1_epi8(1), zero = _mm256_setzero_si256();
+    __m256i kv[4], bv[4], fv[4];
+    for (int q = 0; q < 4; q++) {
+        kv[q] = _mm256_loadu_si256((const __m256i *)(lane + 32 * q));
+        bv[q] = fv[q] = zero;
+    }
+    for (int s = 0; s < sequences; s++) {
+        const int8_t *lv = levels + (size_t)s * seq_stride;
+        __m256i run[4] = { zero, zero, zero, zero }, nv[4] = { zero, zero, zero, zero };
+        for (int t = 0; t <= steps; t++) {
+            const __m256i level = _mm256_set1_epi8(t < steps ? lv[t] : -1);  // past the end: every run ends
+            // out: lane k > level (its run ends or stays empty); none: the lane had no run.
+            __m256i out[4], none[4], better[4];
+            __m256i any = zero;
+            for (int q = 0; q < 4; q++) {
+                out[q] = _mm256_cmpgt_epi8(kv[q], level);
+                none[q] = _mm256_cmpeq_epi8(run[q], zero);
+                better[q] = _mm256_andnot_si256(none[q], _mm256_and_si256(out[q], _mm256_cmpgt_epi8(run[q], bv[q])));
+                any = _mm256_or_si256(any, better[q]);
+            }
+            if (!_mm256_testz_si256(any, any)) {
+                const __m256i tv = _mm256_set1_epi8((char)t);
+                for (int q = 0; q < 4; q++) {
+                    bv[q] = _mm256_blendv_epi8(bv[q], run[q], better[q]);
+                    fv[q] = _mm256_blendv_epi8(fv[q], _mm256_sub_epi8(tv, run[q]), better[q]);
+                    for (uint32_t b = (uint32_t)_mm256_movemask_epi8(better[q]); b; b &= b - 1) best_seq[32 * q + __builtin_ctz(b)] = s;
+                }
+            }
+            for (int q = 0; q < 4; q++) {
+                // A run starts where the lane rises and had none (subtracting -1 adds one).
+                nv[q] = _mm256_sub_epi8(nv[q], _mm256_andnot_si256(out[q], none[q]));
+                run[q] = _mm256_andnot_si256(out[q], _mm256_add_epi8(run[q], one));
+            }
+        }
+        for (int q = 0; q < 4; q++) _mm256_storeu_si256((__m256i *)(runs + 32 * q), nv[q]);
+        for (int k = 0; k <= GS_SPAN_GRID; k++) count[k] += runs[k];
+    }
+    for (int q = 0; q < 4; q++) {
+        _mm256_storeu_si256((__m256i *)(best + 32 * q), bv[q]);
+        _mm256_storeu_si256((__m256i *)(first + 32 * q), fv[q]);
+    }
+    for (int k = 0; k <= GS_SPAN_GRID; k++) {
+        const gs_span candidate = { best[k], first[k], best[k] ? seq_ids[best_seq[k]] : 0, count[k] - (k > 0 ? count[k - 1] : 0) };
+        span_merge(&table[k], &candidate);
+    }
+}
+
+// levels_row512 on AVX2: the same arithmetic, four doubles a half.
+__attribute__((target("avx2,fma")))
+static void levels_row256(int8_t *out, size_t out_stride, const float *r, int units, int width) {
+    const __m256d grid = _mm256_set1_pd(GS_SPAN_GRID), one = _mm256_set1_pd(1), none = _mm256_set1_pd(-1), zero = _mm256_setzero_pd();
+    for (int unit = 0; unit < units; unit += 8) {
+        const int n = units - unit < 8 ? units - unit : 8;
+        float x[8] = { 0 };
+        int32_t level[8];
+        for (int q = 0; q < n; q++) x[q] = r[(size_t)(unit + q) * width];
+        const __m256 xf = _mm256_loadu_ps(x);
+        for (int h = 0; h < 2; h++) {
+            const __m256d t = _mm256_mul_pd(_mm256_cvtps_pd(h ? _mm256_extractf128_ps(xf, 1) : _mm256_castps256_ps128(xf)), grid);
+            const __m256d k = _mm256_min_pd(_mm256_sub_pd(_mm256_ceil_pd(t), one), grid);
+            const __m256d v = _mm256_blendv_pd(none, k, _mm256_cmp_pd(t, zero, _CMP_GT_OQ));
+            _mm_storeu_si128((__m128i *)(level + 4 * h), _mm256_cvtpd_epi32(v));
+        }
+        for (int q = 0; q < n; q++) out[(size_t)(unit + q) * out_stride] = (int8_t)level[q];
+    }
+}
+#endif
+
+#ifdef GS_X86
 // threshold_index of a row's units, 8 at once: for t = x * GS_SPAN_GRID > 0 (exact in a double),
 // the largest k below t is ceil(t) - 1 (floor(t) unless t is whole, when it is t - 1), capped at
 // the grid; t <= 0 and NaN give -1. The values are loaded one by one: with a masked gather the
@@ -648,6 +851,7 @@ void gs_spans_add(int path, gs_span *spans, int units, int width, int plane, int
 #ifdef GS_X86
     const int features = cpu_features();
     const bool vector_levels = path == 2 && (features & CPU_AVX512F) && (features & CPU_AVX512_DQ_VL);
+    const bool levels_avx2 = !vector_levels && path >= 1 && (features & CPU_AVX2_FMA);
 #else
     (void)path;
 #endif
@@ -665,6 +869,10 @@ void gs_spans_add(int path, gs_span *spans, int units, int width, int plane, int
                 levels_row512(out + t, (size_t)steps, r, units, width);
                 continue;
             }
+            if (levels_avx2 && act[t]) {
+                levels_row256(out + t, (size_t)steps, r, units, width);
+                continue;
+            }
 #endif
             for (int unit = 0; unit < units; unit++)
                 out[(size_t)unit * steps + t] = (int8_t)(act[t] ? threshold_index(r[(size_t)unit * width]) : -1);
@@ -676,12 +884,14 @@ void gs_spans_add(int path, gs_span *spans, int units, int width, int plane, int
     bool rising = true;
     for (int s = 1; s < sequences; s++) rising &= seq_ids[s] > seq_ids[s - 1];
     const bool lanes = path == 2 && levels && rising && steps <= 127 && (features & CPU_AVX512BW);
+    const bool lanes_avx2 = !lanes && path >= 1 && levels && rising && steps <= 127 && (features & CPU_AVX2_FMA);
 #endif
     for (int unit = 0; unit < units; unit++) {
         memset(local, 0, sizeof local);
 #ifdef GS_X86
-        if (lanes) {
-            spans_unit512(local, levels + (size_t)unit * steps, (size_t)units * steps, sequences, steps, seq_ids);
+        if (lanes || lanes_avx2) {
+            if (lanes) spans_unit512(local, levels + (size_t)unit * steps, (size_t)units * steps, sequences, steps, seq_ids);
+            else spans_unit256(local, levels + (size_t)unit * steps, (size_t)units * steps, sequences, steps, seq_ids);
             gs_span *raw = spans + (size_t)unit * (GS_SPAN_GRID + 1);
             for (int k = 0; k <= GS_SPAN_GRID; k++) span_merge(&raw[k], &local[k]);
             continue;
@@ -898,30 +1108,38 @@ static void syrk512(const double *a, int k, int n, double *c) {
     }
 }
 
-// AVX2: tiles of 4 rows by 8 columns.
+// AVX2: tiles of 6 rows by 8 columns. Twelve accumulators: with 4 x 8 (eight) the two FMA pipes
+// of a Zen 3 core, four cycles deep, had no chain to spare. Masked moves only for a partial column
+// tile: a VMASKMOVPD store takes about 12 cycles on Zen 2 and 3. Every partial sum is an integer
+// below 2^53, so the sums are exact in any order, on every path.
 __attribute__((always_inline, target("avx2,fma")))
-static inline void tile256(const double *a, int k, int n, double *c, int i0, int rows, int j0, __m256i m0, __m256i m1) {
-    __m256d acc[4][2];
-    for (int q = 0; q < 4; q++) {
-        if (q >= rows) break;
-        acc[q][0] = _mm256_maskload_pd(c + (size_t)(i0 + q) * n + j0, m0);
-        acc[q][1] = _mm256_maskload_pd(c + (size_t)(i0 + q) * n + j0 + 4, m1);
+static inline void tile256(const double *a, int k, int n, double *c, int i0, const int rows, int j0, int full,
+                           __m256i m0, __m256i m1) {
+    __m256d acc[6][2];
+    for (int q = 0; q < rows; q++) {
+        const double *cq = c + (size_t)(i0 + q) * n + j0;
+        acc[q][0] = full ? _mm256_loadu_pd(cq) : _mm256_maskload_pd(cq, m0);
+        acc[q][1] = full ? _mm256_loadu_pd(cq + 4) : _mm256_maskload_pd(cq + 4, m1);
     }
     for (int r = 0; r < k; r++) {
         const double *ar = a + (size_t)r * n;
-        const __m256d b0 = _mm256_maskload_pd(ar + j0, m0);
-        const __m256d b1 = _mm256_maskload_pd(ar + j0 + 4, m1);
-        for (int q = 0; q < 4; q++) {
-            if (q >= rows) break;
-            const __m256d s = _mm256_set1_pd(ar[i0 + q]);
+        const __m256d b0 = full ? _mm256_loadu_pd(ar + j0) : _mm256_maskload_pd(ar + j0, m0);
+        const __m256d b1 = full ? _mm256_loadu_pd(ar + j0 + 4) : _mm256_maskload_pd(ar + j0 + 4, m1);
+        for (int q = 0; q < rows; q++) {
+            const __m256d s = _mm256_broadcast_sd(ar + i0 + q);
             acc[q][0] = _mm256_fmadd_pd(s, b0, acc[q][0]);
             acc[q][1] = _mm256_fmadd_pd(s, b1, acc[q][1]);
         }
     }
-    for (int q = 0; q < 4; q++) {
-        if (q >= rows) break;
-        _mm256_maskstore_pd(c + (size_t)(i0 + q) * n + j0, m0, acc[q][0]);
-        _mm256_maskstore_pd(c + (size_t)(i0 + q) * n + j0 + 4, m1, acc[q][1]);
+    for (int q = 0; q < rows; q++) {
+        double *cq = c + (size_t)(i0 + q) * n + j0;
+        if (full) {
+            _mm256_storeu_pd(cq, acc[q][0]);
+            _mm256_storeu_pd(cq + 4, acc[q][1]);
+        } else {
+            _mm256_maskstore_pd(cq, m0, acc[q][0]);
+            _mm256_maskstore_pd(cq + 4, m1, acc[q][1]);
+        }
     }
 }
 
@@ -933,13 +1151,23 @@ static __m256i lanes256(int count) {
 
 __attribute__((target("avx2,fma")))
 static void syrk256(const double *a, int k, int n, double *c) {
-    for (int i0 = 0; i0 < n; i0 += 4) {
-        const int rows = n - i0 < 4 ? n - i0 : 4;
+    for (int i0 = 0; i0 < n; i0 += 6) {
+        const int rows = n - i0 < 6 ? n - i0 : 6;
+        // Column tiles from the one holding the diagonal of row i0 (rows below it in the tile
+        // compute entries below the diagonal, which may change).
         for (int j0 = i0 / 8 * 8; j0 < n; j0 += 8) {
             const int cols = n - j0 < 8 ? n - j0 : 8;
             const __m256i m0 = lanes256(cols), m1 = lanes256(cols - 4);
-            if (rows == 4) tile256(a, k, n, c, i0, 4, j0, m0, m1);
-            else tile256(a, k, n, c, i0, rows, j0, m0, m1);
+#define T(R) do { if (cols == 8) tile256(a, k, n, c, i0, R, j0, 1, m0, m1); else tile256(a, k, n, c, i0, R, j0, 0, m0, m1); } while (0)
+            switch (rows) {
+            case 6: T(6); break;
+            case 5: T(5); break;
+            case 4: T(4); break;
+            case 3: T(3); break;
+            case 2: T(2); break;
+            default: T(1); break;
+            }
+#undef T
         }
     }
 }

@@ -183,9 +183,9 @@ import Testing
 
     /// SpanAccumulator equals a brute-force scan at every threshold, with masks, ties across and
     /// within sequences, and values exactly on thresholds.
-    /// Both C paths (2: AVX-512 levels and lanes, 0: portable) against brute force, on 11 units
+    /// Every C path (2: AVX-512 levels and lanes, 1: AVX2 ones, 0: portable) against brute force, on 11 units
     /// (a whole vector and a partial one) of plane 1 of 2, with values on and next to thresholds.
-    @Test(arguments: [Int32(0), 2]) func spansEqualBruteForce(path: Int32) throws {
+    @Test(arguments: [Int32(0), 1, 2]) func spansEqualBruteForce(path: Int32) throws {
         var rng = SplitMix(11)
         let units = 11, width = 2, grid = SpanAccumulator.grid
         var levels: [Float] = [0, 0.5, 0.9, 0.905, 0.95, 1, 0.01, 0.3, 0.25, 0.75, -0.0, -0.5, .leastNonzeroMagnitude,

@@ -19,8 +19,8 @@ import Testing
 
     /// Whole sequences through `add(layer:units:steps:...)` (split into unit ranges, with
     /// inactive steps) give every (layer, unit, gate) summary that `GateSummary.add` gives, on
-    /// every path of the C loop (2: AVX-512 where the CPU has it, 0: portable).
-    @Test(arguments: [Int32(0), 2]) func sequenceBlocksMatchGateSummary(path: Int32) {
+    /// every path of the C loop (2: AVX-512, 1: AVX2, each where the CPU has it, 0: portable).
+    @Test(arguments: [Int32(0), 1, 2]) func sequenceBlocksMatchGateSummary(path: Int32) {
         let cells: [CellKind] = [.lstm, .gru, .simpleRNN]
         let units = [5, 3, 17]
         let acc = SummaryAccumulator(layerIDs: [0, 1, 2], units: units, cells: cells)
@@ -72,7 +72,7 @@ import Testing
     /// The C loops place a value in the histogram by t = x * 1000 (exact) instead of the table of
     /// edges: every float32 within 4 ulps of every edge of both grids, and past both ends, lands
     /// in the slot (and edge count) that `GateSummary.add` gives, on every path.
-    @Test(arguments: [Int32(0), 2]) func valuesNearEveryEdgeLandInTheSameSlot(path: Int32) {
+    @Test(arguments: [Int32(0), 1, 2]) func valuesNearEveryEdgeLandInTheSameSlot(path: Int32) {
         var near: [Float] = []
         for k in -1001...1001 {
             var x = Float(Double(k) / 1000.0)
@@ -110,7 +110,7 @@ import Testing
     /// counter's range (every value of a plane in one bin), every value at the top of the window
     /// (|x| just below 2^T: terms just below 2^50, sums just below 2^63), in one call and then
     /// row by row: equal summaries, equal to `GateSummary.add`.
-    @Test(arguments: [Int32(0), 2]) func longBatchesAtTheWindowTop(path: Int32) {
+    @Test(arguments: [Int32(0), 1, 2]) func longBatchesAtTheWindowTop(path: Int32) {
         let steps = 70_000, w = CellKind.lstm.planes.count
         let batch = SummaryAccumulator(layerIDs: [0], units: [1], cells: [.lstm])
         let rows = SummaryAccumulator(layerIDs: [0], units: [1], cells: [.lstm])

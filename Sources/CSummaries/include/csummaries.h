@@ -39,11 +39,12 @@ typedef struct {
 /// Adds units [unit0, unit1) of `sequences` sequences to `l`: sequence s has its values
 /// [steps, units, width] at values + s * value_stride, and active[s * active_stride + t] says
 /// whether its step t was computed (inactive steps add nothing). path: 2 AVX-512 (F, DQ, VL),
-/// 0 portable; a path the CPU lacks runs the best one it has. Every path adds the same sums.
+/// 1 AVX2 + FMA, 0 portable; a path the CPU lacks runs the best one it has. Every path adds the
+/// same sums.
 void gs_summary_add(int path, const gs_summary_layer *l, int sequences, int steps, const float *values,
                     size_t value_stride, const bool *active, size_t active_stride, int unit0, int unit1);
 
-/// The best path of gs_summary_add on this CPU (2 or 0).
+/// The best path of gs_summary_add on this CPU (2, 1 or 0).
 int gs_summary_path(void);
 
 /// Adds one row of `unit`: its `width` planes at `row`.
@@ -65,7 +66,8 @@ typedef struct {
 /// gs_spans_finish): sequence s is seq_ids[s], with values and active laid out as in
 /// gs_summary_add; the memory gate is plane `plane`, and the thresholds are k / GS_SPAN_GRID for
 /// k in 0...GS_SPAN_GRID (as doubles). `scratch` holds 3 * steps + 1 ints. path 2 runs the AVX-512
-/// loops where the CPU has them, anything else the portable C ones (the same spans).
+/// loops where the CPU has them, 1 (or 2 without AVX-512) the AVX2 ones, 0 the portable C ones
+/// (the same spans on every path).
 void gs_spans_add(int path, gs_span *spans, int units, int width, int plane, int sequences, const int64_t *seq_ids, int steps,
                   const float *values, size_t value_stride, const bool *active, size_t active_stride, int *scratch);
 
