@@ -1108,31 +1108,35 @@ static void syrk512(const double *a, int k, int n, double *c) {
     }
 }
 
-// AVX2: tiles of 6 rows by 8 columns. Twelve accumulators: with 4 x 8 (eight) the two FMA pipes
-// of a Zen 3 core, four cycles deep, had no chain to spare. Masked moves only for a partial column
-// tile: a VMASKMOVPD store takes about 12 cycles on Zen 2 and 3. Every partial sum is an integer
-// below 2^53, so the sums are exact in any order, on every path.
+// AVX2: tiles of 6 rows by 8 columns, from packed copies of their columns. Twelve accumulators:
+// with 4 x 8 (eight) the two FMA pipes of a Zen 3 core, four cycles deep, had no chain to spare.
+// The copies matter more: a's rows are n doubles apart, 2 KB for an LSTM(128)'s 2u = 256 columns,
+// and at that power-of-two stride every row a tile reads fell into the same two sets of L1 (and
+// 64 of L2), so each tile re-read its 32 KB from memory. Packed, a tile reads 12 KB that stay in
+// L1 for the whole row block and 16 KB in order. Every partial sum is an integer below 2^53, so
+// the sums are exact in any order, on every path. Masked moves only for a partial column tile:
+// a VMASKMOVPD store takes about 12 cycles on Zen 2 and 3.
+enum { SYRK_MR = 6, SYRK_NR = 8 };
+
 __attribute__((always_inline, target("avx2,fma")))
-static inline void tile256(const double *a, int k, int n, double *c, int i0, const int rows, int j0, int full,
-                           __m256i m0, __m256i m1) {
-    __m256d acc[6][2];
+static inline void tile256(const double *ap, const double *bp, int k, double *c, size_t ldc, const int rows,
+                           int full, __m256i m0, __m256i m1) {
+    __m256d acc[SYRK_MR][2];
     for (int q = 0; q < rows; q++) {
-        const double *cq = c + (size_t)(i0 + q) * n + j0;
+        const double *cq = c + (size_t)q * ldc;
         acc[q][0] = full ? _mm256_loadu_pd(cq) : _mm256_maskload_pd(cq, m0);
         acc[q][1] = full ? _mm256_loadu_pd(cq + 4) : _mm256_maskload_pd(cq + 4, m1);
     }
     for (int r = 0; r < k; r++) {
-        const double *ar = a + (size_t)r * n;
-        const __m256d b0 = full ? _mm256_loadu_pd(ar + j0) : _mm256_maskload_pd(ar + j0, m0);
-        const __m256d b1 = full ? _mm256_loadu_pd(ar + j0 + 4) : _mm256_maskload_pd(ar + j0 + 4, m1);
+        const __m256d b0 = _mm256_load_pd(bp + (size_t)r * SYRK_NR), b1 = _mm256_load_pd(bp + (size_t)r * SYRK_NR + 4);
         for (int q = 0; q < rows; q++) {
-            const __m256d s = _mm256_broadcast_sd(ar + i0 + q);
+            const __m256d s = _mm256_broadcast_sd(ap + (size_t)r * SYRK_MR + q);
             acc[q][0] = _mm256_fmadd_pd(s, b0, acc[q][0]);
             acc[q][1] = _mm256_fmadd_pd(s, b1, acc[q][1]);
         }
     }
     for (int q = 0; q < rows; q++) {
-        double *cq = c + (size_t)(i0 + q) * n + j0;
+        double *cq = c + (size_t)q * ldc;
         if (full) {
             _mm256_storeu_pd(cq, acc[q][0]);
             _mm256_storeu_pd(cq + 4, acc[q][1]);
@@ -1149,16 +1153,39 @@ static __m256i lanes256(int count) {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(count), idx);
 }
 
+// False (nothing done) when the packed copies cannot be allocated.
 __attribute__((target("avx2,fma")))
-static void syrk256(const double *a, int k, int n, double *c) {
-    for (int i0 = 0; i0 < n; i0 += 6) {
-        const int rows = n - i0 < 6 ? n - i0 : 6;
+static bool syrk256(const double *a, int k, int n, double *c) {
+    const int panels = (n + SYRK_NR - 1) / SYRK_NR;
+    // bp: panel p is [k, 8] (columns 8p..8p+7, zero past n); ap: one row block's [k, 6].
+    double *bp = aligned_alloc(32, (size_t)panels * (size_t)k * SYRK_NR * sizeof(double));
+    double *ap = aligned_alloc(32, ((size_t)k * SYRK_MR * sizeof(double) + 31) / 32 * 32);
+    if (!bp || !ap) {
+        free(bp);
+        free(ap);
+        return false;
+    }
+    for (int r = 0; r < k; r++) {
+        const double *ar = a + (size_t)r * n;
+        for (int p = 0; p < panels; p++) {
+            double *dst = bp + ((size_t)p * k + r) * SYRK_NR;
+            const int j0 = p * SYRK_NR;
+            for (int q = 0; q < SYRK_NR; q++) dst[q] = j0 + q < n ? ar[j0 + q] : 0.0;
+        }
+    }
+    for (int i0 = 0; i0 < n; i0 += SYRK_MR) {
+        const int rows = n - i0 < SYRK_MR ? n - i0 : SYRK_MR;
+        for (int r = 0; r < k; r++)
+            for (int q = 0; q < SYRK_MR; q++) ap[(size_t)r * SYRK_MR + q] = q < rows ? a[(size_t)r * n + i0 + q] : 0.0;
         // Column tiles from the one holding the diagonal of row i0 (rows below it in the tile
         // compute entries below the diagonal, which may change).
-        for (int j0 = i0 / 8 * 8; j0 < n; j0 += 8) {
-            const int cols = n - j0 < 8 ? n - j0 : 8;
+        for (int p = i0 / SYRK_NR; p < panels; p++) {
+            const int j0 = p * SYRK_NR, cols = n - j0 < SYRK_NR ? n - j0 : SYRK_NR;
             const __m256i m0 = lanes256(cols), m1 = lanes256(cols - 4);
-#define T(R) do { if (cols == 8) tile256(a, k, n, c, i0, R, j0, 1, m0, m1); else tile256(a, k, n, c, i0, R, j0, 0, m0, m1); } while (0)
+            const double *b = bp + (size_t)p * k * SYRK_NR;
+            double *ct = c + (size_t)i0 * n + j0;
+#define T(R) do { if (cols == SYRK_NR) tile256(ap, b, k, ct, (size_t)n, R, 1, m0, m1); \
+                  else tile256(ap, b, k, ct, (size_t)n, R, 0, m0, m1); } while (0)
             switch (rows) {
             case 6: T(6); break;
             case 5: T(5); break;
@@ -1170,6 +1197,9 @@ static void syrk256(const double *a, int k, int n, double *c) {
 #undef T
         }
     }
+    free(bp);
+    free(ap);
+    return true;
 }
 
 #endif
@@ -1180,7 +1210,7 @@ void gs_syrk_upper_exact(int path, const double *a, int k, int n, double *c) {
     if (path > best) path = best;
 #ifdef GS_X86
     if (path == 2) { syrk512(a, k, n, c); return; }
-    if (path == 1) { syrk256(a, k, n, c); return; }
+    if (path == 1 && syrk256(a, k, n, c)) return;
 #endif
     syrk_portable(a, k, n, c);
 }
