@@ -100,9 +100,9 @@ import Testing
 
     /// PairAccumulator (staged rank-K updates in Doubles, or IFMA integer halves, flushed to
     /// Int128) equals the direct Int128 sums of quantized products, across stage and flush
-    /// boundaries, with inactive steps, on every path of the C staging loop (2: AVX-512 where the
-    /// CPU has it, 0: portable) and both product sums (integer: where the CPU has IFMA).
-    @Test(arguments: [Int32(0), 2], [false, true]) func pairMomentsEqualDirectSums(path: Int32, integerProducts: Bool) throws {
+    /// boundaries, with inactive steps, on every path of the C staging loop (2: AVX-512, 1: AVX2,
+    /// each where the CPU has it, 0: portable) and both product sums (integer: where the CPU has IFMA).
+    @Test(arguments: [Int32(0), 1, 2], [false, true]) func pairMomentsEqualDirectSums(path: Int32, integerProducts: Bool) throws {
         var rng = SplitMix(7)
         let units = 37, width = 2, steps = 9001  // 37: whole and partial tiles of every kernel
         var values = [Float](repeating: 0, count: steps * units * width)
