@@ -689,6 +689,16 @@ void gs_spans_finish(const gs_span *raw, int units, gs_span *out) {
 }
 
 #ifdef GS_X86
+// The span lanes' results into the table: per threshold, its longest span and its count as a
+// difference over thresholds (gs_spans_finish sums them).
+static void lanes_to_table(gs_span *table, const int8_t *best, const int8_t *first, const int32_t *best_seq,
+                           const int32_t *count, const int64_t *seq_ids) {
+    for (int k = 0; k <= GS_SPAN_GRID; k++) {
+        const gs_span candidate = { best[k], first[k], best[k] ? seq_ids[best_seq[k]] : 0, count[k] - (k > 0 ? count[k - 1] : 0) };
+        span_merge(&table[k], &candidate);
+    }
+}
+
 // One unit over every sequence of a call (up to 127 steps each, sequence IDs rising), 128
 // thresholds at once: lane k of a byte vector is threshold k, the run above it at this step, its
 // longest run so far and where that started. A step of level L extends the runs of lanes k <= L
@@ -735,11 +745,7 @@ static void spans_unit512(gs_span *table, const int8_t *levels, size_t seq_strid
     _mm512_storeu_si512(best + 64, best_hi);
     _mm512_storeu_si512(first, first_lo);
     _mm512_storeu_si512(first + 64, first_hi);
-    for (int k = 0; k <= GS_SPAN_GRID; k++) {
-        // Counts as differences over thresholds (gs_spans_finish sums them).
-        const gs_span candidate = { best[k], first[k], best[k] ? seq_ids[best_seq[k]] : 0, count[k] - (k > 0 ? count[k - 1] : 0) };
-        span_merge(&table[k], &candidate);
-    }
+    lanes_to_table(table, best, first, best_seq, count, seq_ids);
 }
 #endif
 
@@ -794,10 +800,7 @@ static void spans_unit256(gs_span *table, const int8_t *levels, size_t seq_strid
         _mm256_storeu_si256((__m256i *)(best + 32 * q), bv[q]);
         _mm256_storeu_si256((__m256i *)(first + 32 * q), fv[q]);
     }
-    for (int k = 0; k <= GS_SPAN_GRID; k++) {
-        const gs_span candidate = { best[k], first[k], best[k] ? seq_ids[best_seq[k]] : 0, count[k] - (k > 0 ? count[k - 1] : 0) };
-        span_merge(&table[k], &candidate);
-    }
+    lanes_to_table(table, best, first, best_seq, count, seq_ids);
 }
 
 // levels_row512 on AVX2: the same arithmetic, four doubles a half.
