@@ -984,13 +984,13 @@ static inline int all_within_one(const float *h, int units, int width) {
 // q = round(h * 2^40), ties to even (the current rounding mode).
 static inline int64_t quantized(float h) { return (int64_t)nearbyint((double)h * 0x1p40); }
 
-static inline int stage_portable(const float *h, int units, int width, double *stage, int64_t *unit_sum) {
+static inline int stage_portable(const float *h, int units, int width, double *stage, size_t lo_offset, int64_t *unit_sum) {
     if (!all_within_one(h, units, width)) return 0;
     for (int u = 0; u < units; u++) {
         const int64_t q = quantized(h[(size_t)u * width]);
         const int64_t hi = q >> 20;
         stage[u] = (double)hi;
-        stage[units + u] = (double)(q - hi * (1 << 20));
+        stage[lo_offset + u] = (double)(q - hi * (1 << 20));
         unit_sum[u] += q;
     }
     return 1;
@@ -1015,7 +1015,7 @@ static inline __m512d quantize512(const float *h, int width, int u, __mmask8 m, 
 }
 
 __attribute__((target("avx512f,avx512dq,avx512vl")))
-static int stage512(const float *h, int units, int width, double *stage, int64_t *unit_sum) {
+static int stage512(const float *h, int units, int width, double *stage, size_t lo_offset, int64_t *unit_sum) {
     const __m512d low = _mm512_set1_pd(0x1p20), inv_low = _mm512_set1_pd(0x1p-20);
     __mmask8 bad = 0;
     prefetch_step_after_next(h, units, width);
@@ -1027,12 +1027,12 @@ static int stage512(const float *h, int units, int width, double *stage, int64_t
         // q >> 20 and its low 20 bits, in doubles: floor(q * 2^-20) is exact.
         const __m512d hi = _mm512_roundscale_pd(_mm512_mul_pd(q, inv_low), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
         _mm512_mask_storeu_pd(stage + u, m, hi);
-        _mm512_mask_storeu_pd(stage + units + u, m, _mm512_fnmadd_pd(hi, low, q));
+        _mm512_mask_storeu_pd(stage + lo_offset + u, m, _mm512_fnmadd_pd(hi, low, q));
     }
     if (bad) return 0;
     for (int u = 0; u < units; u += 8) {
         const __mmask8 m = lanes8(units - u);
-        const __m512d q = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(m, stage + u), low, _mm512_maskz_loadu_pd(m, stage + units + u));
+        const __m512d q = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(m, stage + u), low, _mm512_maskz_loadu_pd(m, stage + lo_offset + u));
         _mm512_mask_storeu_epi64(unit_sum + u, m, _mm512_add_epi64(_mm512_maskz_loadu_epi64(m, unit_sum + u), _mm512_cvtpd_epi64(q)));
     }
     return 1;
@@ -1042,7 +1042,7 @@ static int stage512(const float *h, int units, int width, double *stage, int64_t
 #ifdef GS_X86
 // stage512 on AVX2, four units a vector (loaded one by one: the values are `width` floats apart).
 __attribute__((target("avx2,fma")))
-static int stage256(const float *h, int units, int width, double *stage, int64_t *unit_sum) {
+static int stage256(const float *h, int units, int width, double *stage, size_t lo_offset, int64_t *unit_sum) {
     const __m256d low = _mm256_set1_pd(0x1p20), inv_low = _mm256_set1_pd(0x1p-20), scale = _mm256_set1_pd(0x1p40);
     const __m256d one = _mm256_set1_pd(1.0), sign = _mm256_set1_pd(-0.0);
     __m256d ok = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
@@ -1059,28 +1059,28 @@ static int stage256(const float *h, int units, int width, double *stage, int64_t
         const __m256d lo = _mm256_fnmadd_pd(hi, low, q);
         if (n == 4) {
             _mm256_storeu_pd(stage + u, hi);
-            _mm256_storeu_pd(stage + units + u, lo);
+            _mm256_storeu_pd(stage + lo_offset + u, lo);
         } else {
             double a[4], b[4];
             _mm256_storeu_pd(a, hi);
             _mm256_storeu_pd(b, lo);
-            for (int k = 0; k < n; k++) { stage[u + k] = a[k]; stage[units + u + k] = b[k]; }
+            for (int k = 0; k < n; k++) { stage[u + k] = a[k]; stage[lo_offset + u + k] = b[k]; }
         }
     }
     if (_mm256_movemask_pd(ok) != 0xF) return 0;
-    for (int u = 0; u < units; u++) unit_sum[u] += (int64_t)stage[u] * (1 << 20) + (int64_t)stage[units + u];
+    for (int u = 0; u < units; u++) unit_sum[u] += (int64_t)stage[u] * (1 << 20) + (int64_t)stage[lo_offset + u];
     return 1;
 }
 #endif
 
-int gs_pairs_stage(int path, const float *h, int units, int width, double *stage, int64_t *unit_sum) {
+int gs_pairs_stage(int path, const float *h, int units, int width, double *stage, size_t lo_offset, int64_t *unit_sum) {
 #ifdef GS_X86
-    if (path >= 2 && gs_summary_path() >= 2) return stage512(h, units, width, stage, unit_sum);
-    if (path >= 1 && gs_summary_path() >= 1) return stage256(h, units, width, stage, unit_sum);
+    if (path >= 2 && gs_summary_path() >= 2) return stage512(h, units, width, stage, lo_offset, unit_sum);
+    if (path >= 1 && gs_summary_path() >= 1) return stage256(h, units, width, stage, lo_offset, unit_sum);
 #else
     (void)path;
 #endif
-    return stage_portable(h, units, width, stage, unit_sum);
+    return stage_portable(h, units, width, stage, lo_offset, unit_sum);
 }
 
 // ---- exact symmetric rank-k update ----------------------------------------------------------------

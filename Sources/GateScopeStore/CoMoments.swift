@@ -83,20 +83,22 @@ extension Int128 {
 /// Accumulates `Σ q(h_a) q(h_b)` for every pair of units of each recorded layer half (the
 /// recorder's side; `PairScan` is the row-by-row side with the same result).
 ///
-/// h is split into 20-bit integer halves `q = A1 * 2^20 + A0` stored as Doubles; a symmetric rank-K
-/// update (`gs_syrk_upper_exact`) of the rows `[A1 | A0]` then sums products below 2^40, at most 8192 of them
-/// before they are moved to Int128 totals, so every partial sum is an integer below 2^53 and the
-/// product is exact in whatever order it adds. A layer whose h leaves [-1, 1] (a ReLU
+/// h is split into integer halves `q = A1 * 2^20 + A0` (A0 the low 20 bits) stored as Doubles, and
+/// three symmetric rank-K updates (`gs_syrk_upper_exact`) sum A1ᵀA1, A0ᵀA0 and SᵀS for S = A1 + A0,
+/// whose pair terms less the other two are the cross terms A1_a A0_b + A0_a A1_b: three products a
+/// pair and step where [A1 | A0]ᵀ[A1 | A0] took four. |S| < 2^21, so each product is below 2^42 and
+/// at most 2048 of them are summed before they move to Int128 totals: every partial sum is an
+/// integer below 2^53, exact in whatever order it adds. A layer whose h leaves [-1, 1] (a ReLU
 /// SimpleRNN), or with more than `maxUnits` units, keeps no pairs: queries then scan its rows.
 ///
 /// On a CPU with AVX-512 IFMA (`integerProducts`), h is staged as `q + 2^40` in [0, 2^41] instead,
 /// and `gs_pairs_ifma` sums the low and high 52 bits of each product in UInt64s (exact for 4096
-/// rows): half the instructions of the four 20-bit products. The flush removes the offset with
+/// rows): two instructions a pair and step, where the Double halves take three. The flush removes the offset with
 /// the unit sums: Σ q_a q_b = Σ q'_a q'_b - 2^40 (Σ q_a + Σ q_b) - n 2^80. Both give the same totals.
 public final class PairAccumulator {
-    /// Largest layer for which pairs are kept ((2u)^2 Doubles of block sums).
+    /// Largest layer for which pairs are kept (3u^2 Doubles of block sums).
     public static let maxUnits = 2048
-    static let flushRows = 8192
+    static let flushRows = 2048
     static let integerFlushRows = 4096
     static let stageRows = 256
 
@@ -105,9 +107,9 @@ public final class PairAccumulator {
         let plane: Int
         let width: Int
         var valid: Bool
-        var stage: [Double]     // [stageRows, 2u]: A1 then A0 of each staged step
+        var stage: [Double]     // [3, stageRows, u]: A1 of each staged step, then A0, then S = A1 + A0
         var staged = 0
-        var block: [Double]     // [2u, 2u], upper triangle: Σ of products since the last flush
+        var block: [Double]     // [3, u, u], upper triangles: Σ A1ᵀA1, A0ᵀA0, SᵀS since the last flush
         let integer: Bool       // IFMA: stageQ and the halves below instead of stage and block
         var stageQ: [UInt64]    // [stageRows, u]: q + 2^40 of each staged step
         var low: [UInt64]       // [u, u], upper triangle: Σ of the products' low 52 bits since the last flush
@@ -127,8 +129,8 @@ public final class PairAccumulator {
             self.integer = integer
             valid = units <= PairAccumulator.maxUnits
             let n = valid ? units : 0
-            stage = [Double](repeating: 0, count: integer ? 0 : PairAccumulator.stageRows * 2 * n)
-            block = [Double](repeating: 0, count: integer ? 0 : 4 * n * n)
+            stage = [Double](repeating: 0, count: integer ? 0 : 3 * PairAccumulator.stageRows * n)
+            block = [Double](repeating: 0, count: integer ? 0 : 3 * n * n)
             stageQ = [UInt64](repeating: 0, count: integer ? PairAccumulator.stageRows * n : 0)
             low = [UInt64](repeating: 0, count: integer ? n * n : 0)
             high = low
@@ -173,7 +175,7 @@ public final class PairAccumulator {
                         gs_pairs_stage_q(path, h, Int32(u), Int32(w), st.baseAddress! + l.staged * u, us.baseAddress!)
                     }
                     : l.stage.withUnsafeMutableBufferPointer { st in
-                        gs_pairs_stage(path, h, Int32(u), Int32(w), st.baseAddress! + l.staged * 2 * u, us.baseAddress!)
+                        gs_pairs_stage(path, h, Int32(u), Int32(w), st.baseAddress! + l.staged * u, Self.stageRows * u, us.baseAddress!)
                     }
             }
             guard ok != 0 else {
@@ -204,11 +206,15 @@ public final class PairAccumulator {
             }
             return
         }
-        let n = Int32(2 * l.units)
-        l.stage.withUnsafeBufferPointer { a in
+        let u = l.units, plane = Self.stageRows * u
+        l.stage.withUnsafeMutableBufferPointer { a in
+            let a1 = a.baseAddress!, a0 = a1 + plane, s = a0 + plane
+            for i in 0..<(l.staged * u) { s[i] = a1[i] + a0[i] }
             l.block.withUnsafeMutableBufferPointer { c in
-                // C (upper) += A^T A, A = [staged, 2u] row-major; exact, so any path gives the same.
-                gs_syrk_upper_exact(gs_syrk_path(), a.baseAddress!, Int32(l.staged), n, c.baseAddress!)
+                // C (upper) += Xᵀ X for X = A1, A0, S, each [staged, u] row-major; exact, so any path gives the same.
+                for (x, block) in [(a1, 0), (a0, 1), (s, 2)] {
+                    gs_syrk_upper_exact(gs_syrk_path(), x, Int32(l.staged), Int32(u), c.baseAddress! + block * u * u)
+                }
             }
         }
     }
@@ -216,20 +222,17 @@ public final class PairAccumulator {
     /// Adds the block sums to the Int128 totals and clears them.
     func flush(_ l: Layer) {
         if l.integer { return flushIntegers(l) }
-        let u = l.units, n = 2 * u
+        let u = l.units, uu = u * u
         l.block.withUnsafeMutableBufferPointer { c in
             l.totals.withUnsafeMutableBufferPointer { tot in
                 for a in 0..<u {
-                    for b in (a + 1)..<u {
-                        let p11 = Int128(Int64(c[a * n + b]))         // Σ A1_a A1_b
-                        let p10 = Int128(Int64(c[a * n + u + b]))     // Σ A1_a A0_b
-                        let p01 = Int128(Int64(c[b * n + u + a]))     // Σ A1_b A0_a
-                        let p00 = Int128(Int64(c[(u + a) * n + u + b]))  // Σ A0_a A0_b
-                        tot[Self.pairIndex(a, b, units: u)] += p11 << 40 + (p10 + p01) << 20 + p00
+                    for b in a..<u {
+                        let p11 = Int128(Int64(c[a * u + b]))            // Σ A1_a A1_b
+                        let p00 = Int128(Int64(c[uu + a * u + b]))       // Σ A0_a A0_b
+                        let cross = Int128(Int64(c[2 * uu + a * u + b])) - p11 - p00  // Σ A1_a A0_b + A0_a A1_b
+                        let product = p11 << 40 + cross << 20 + p00
+                        if b == a { l.sumSq[a] += product } else { tot[Self.pairIndex(a, b, units: u)] += product }
                     }
-                    let d11 = Int128(Int64(c[a * n + a])), d10 = Int128(Int64(c[a * n + u + a]))
-                    let d00 = Int128(Int64(c[(u + a) * n + u + a]))
-                    l.sumSq[a] += d11 << 40 + (2 * d10) << 20 + d00
                     l.sum[a] += Int128(l.unitSum[a])
                     l.unitSum[a] = 0
                 }

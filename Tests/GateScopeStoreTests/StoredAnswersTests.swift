@@ -148,6 +148,26 @@ import Testing
         }
     }
 
+    /// Pair sums at the top of their range stay exact: h at ±1 and just inside (A1 + A0 just below
+    /// 2^21, its square just below 2^42) for more steps than a flush holds, on every path.
+    @Test(arguments: [Int32(0), 1, 2], [false, true]) func pairMomentsAtTheTopOfTheRange(path: Int32, integerProducts: Bool) throws {
+        let top: [Float] = [0.999_999_94, 1, -0.999_999_94, -1, 0.999_999_94 - 0x1p-20]
+        let units = top.count, steps = 9000
+        let values = (0..<(steps * units)).map { top[$0 % units] }
+        let active = [Bool](repeating: true, count: steps)
+        let acc = PairAccumulator(units: [units], hPlane: [0], width: [1], integerProducts: integerProducts)
+        values.withUnsafeBufferPointer { v in
+            active.withUnsafeBufferPointer { a in acc.add(layer: 0, steps: steps, values: v.baseAddress!, active: a.baseAddress!, path: path) }
+        }
+        let m = try #require(acc.moments(layer: 0))
+        let q = top.map { Int128(PairMoments.quantized(Double($0))) }
+        let n = Int128(steps)
+        #expect(m.sum == q.map { $0 * n } && m.sumSq == q.map { $0 * $0 * n })
+        for a in 0..<units {
+            for b in (a + 1)..<units { #expect(m.pairs[PairAccumulator.pairIndex(a, b, units: units)] == q[a] * q[b] * n, "pair \(a), \(b)") }
+        }
+    }
+
     /// Sequences added several a call (the recorder's way: rising IDs take the 128-lane path,
     /// others the per-sequence one) give the spans that one call per sequence gives.
     @Test func batchedSpansEqualOneSequenceACall() throws {

@@ -80,10 +80,10 @@ void gs_spans_finish(const gs_span *raw, int units, gs_span *out);
 void gs_interleave(float *dst, const float *const *planes, int width, int units);
 
 /// Stages one step's h for the pair moments (PairAccumulator): the h of unit u is h[u * width];
-/// q = round(h * 2^40) (ties to even) goes to stage[u] = q >> 20 and stage[units + u] = the low 20
-/// bits, and is added to unit_sum[u]. Returns 0 (staging nothing) unless every |h| <= 1. path as
-/// gs_summary_add; every path stages the same.
-int gs_pairs_stage(int path, const float *h, int units, int width, double *stage, int64_t *unit_sum);
+/// q = round(h * 2^40) (ties to even) goes to stage[u] = q >> 20 and stage[lo_offset + u] = the
+/// low 20 bits, and is added to unit_sum[u]. Returns 0 (staging nothing) unless every |h| <= 1.
+/// path as gs_summary_add; every path stages the same.
+int gs_pairs_stage(int path, const float *h, int units, int width, double *stage, size_t lo_offset, int64_t *unit_sum);
 
 /// Exact symmetric rank-k update of the upper triangle: c[n, n] += a^T a, a = [k, n] row-major,
 /// c row-major with row stride n. Exact (and so equal on every path) when every partial sum is an
