@@ -283,17 +283,30 @@ void gs_lstm_gemm(int path, const float *a, size_t lda, int m, int k, const floa
 
 // ---- the cell: exp by Cephes's degree-6 polynomial, as the Swift FastMath ----------------------
 
+// Its constants, shared by exp512 and exp256x so that both paths compute the same floats.
+#define EXP_LO -87.3f
+#define EXP_HI 88.3f
+#define EXP_LOG2E 1.44269504088896341f
+#define EXP_LN2_HI 0.693359375f
+#define EXP_LN2_LO 2.12194440e-4f
+#define EXP_P0 1.9875691500e-4f
+#define EXP_P1 1.3981999507e-3f
+#define EXP_P2 8.3334519073e-3f
+#define EXP_P3 4.1665795894e-2f
+#define EXP_P4 1.6666665459e-1f
+#define EXP_P5 5.0000001201e-1f
+
 #define EXP_BODY(V, SET1, MIN, MAX, MUL, ADD, SUB, ROUND, CVT, ADDI, SLLI, SET1I, CASTPS)          \
-    x = MIN(MAX(x, SET1(-87.3f)), SET1(88.3f));                                                 \
-    V n = ROUND(MUL(x, SET1(1.44269504088896341f)));                                             \
-    V r = SUB(x, MUL(n, SET1(0.693359375f)));                                                    \
-    r = ADD(r, MUL(n, SET1(2.12194440e-4f)));                                                    \
-    V p = SET1(1.9875691500e-4f);                                                                \
-    p = ADD(MUL(p, r), SET1(1.3981999507e-3f));                                                  \
-    p = ADD(MUL(p, r), SET1(8.3334519073e-3f));                                                  \
-    p = ADD(MUL(p, r), SET1(4.1665795894e-2f));                                                  \
-    p = ADD(MUL(p, r), SET1(1.6666665459e-1f));                                                  \
-    p = ADD(MUL(p, r), SET1(5.0000001201e-1f));                                                  \
+    x = MIN(MAX(x, SET1(EXP_LO)), SET1(EXP_HI));                                                \
+    V n = ROUND(MUL(x, SET1(EXP_LOG2E)));                                                        \
+    V r = SUB(x, MUL(n, SET1(EXP_LN2_HI)));                                                      \
+    r = ADD(r, MUL(n, SET1(EXP_LN2_LO)));                                                        \
+    V p = SET1(EXP_P0);                                                                          \
+    p = ADD(MUL(p, r), SET1(EXP_P1));                                                            \
+    p = ADD(MUL(p, r), SET1(EXP_P2));                                                            \
+    p = ADD(MUL(p, r), SET1(EXP_P3));                                                            \
+    p = ADD(MUL(p, r), SET1(EXP_P4));                                                            \
+    p = ADD(MUL(p, r), SET1(EXP_P5));                                                            \
     V e = ADD(ADD(MUL(p, MUL(r, r)), r), SET1(1.0f));                                            \
     return MUL(e, CASTPS(SLLI(ADDI(CVT(n), SET1I(127)), 23)));
 
@@ -328,18 +341,42 @@ __attribute__((target("avx512f"))) static inline __m512 tanh512(__m512 x) {
 __attribute__((always_inline, target("avx2,fma")))
 static inline void exp256x(__m256 *x, const int n) {
     __m256 nn[4], r[4], p[4];
-    for (int q = 0; q < n; q++) x[q] = _mm256_min_ps(_mm256_max_ps(x[q], _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-    for (int q = 0; q < n; q++) nn[q] = ROUND256(_mm256_mul_ps(x[q], _mm256_set1_ps(1.44269504088896341f)));
-    for (int q = 0; q < n; q++) r[q] = _mm256_sub_ps(x[q], _mm256_mul_ps(nn[q], _mm256_set1_ps(0.693359375f)));
-    for (int q = 0; q < n; q++) r[q] = _mm256_add_ps(r[q], _mm256_mul_ps(nn[q], _mm256_set1_ps(2.12194440e-4f)));
-    for (int q = 0; q < n; q++) p[q] = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(1.9875691500e-4f), r[q]), _mm256_set1_ps(1.3981999507e-3f));
-    for (int q = 0; q < n; q++) p[q] = _mm256_add_ps(_mm256_mul_ps(p[q], r[q]), _mm256_set1_ps(8.3334519073e-3f));
-    for (int q = 0; q < n; q++) p[q] = _mm256_add_ps(_mm256_mul_ps(p[q], r[q]), _mm256_set1_ps(4.1665795894e-2f));
-    for (int q = 0; q < n; q++) p[q] = _mm256_add_ps(_mm256_mul_ps(p[q], r[q]), _mm256_set1_ps(1.6666665459e-1f));
-    for (int q = 0; q < n; q++) p[q] = _mm256_add_ps(_mm256_mul_ps(p[q], r[q]), _mm256_set1_ps(5.0000001201e-1f));
+    for (int q = 0; q < n; q++) x[q] = _mm256_min_ps(_mm256_max_ps(x[q], _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+    for (int q = 0; q < n; q++) nn[q] = ROUND256(_mm256_mul_ps(x[q], _mm256_set1_ps(EXP_LOG2E)));
+    for (int q = 0; q < n; q++) r[q] = _mm256_sub_ps(x[q], _mm256_mul_ps(nn[q], _mm256_set1_ps(EXP_LN2_HI)));
+    for (int q = 0; q < n; q++) r[q] = _mm256_add_ps(r[q], _mm256_mul_ps(nn[q], _mm256_set1_ps(EXP_LN2_LO)));
+    for (int q = 0; q < n; q++) p[q] = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(EXP_P0), r[q]), _mm256_set1_ps(EXP_P1));
+    for (int q = 0; q < n; q++) p[q] = _mm256_add_ps(_mm256_mul_ps(p[q], r[q]), _mm256_set1_ps(EXP_P2));
+    for (int q = 0; q < n; q++) p[q] = _mm256_add_ps(_mm256_mul_ps(p[q], r[q]), _mm256_set1_ps(EXP_P3));
+    for (int q = 0; q < n; q++) p[q] = _mm256_add_ps(_mm256_mul_ps(p[q], r[q]), _mm256_set1_ps(EXP_P4));
+    for (int q = 0; q < n; q++) p[q] = _mm256_add_ps(_mm256_mul_ps(p[q], r[q]), _mm256_set1_ps(EXP_P5));
     for (int q = 0; q < n; q++) p[q] = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(p[q], _mm256_mul_ps(r[q], r[q])), r[q]), _mm256_set1_ps(1.0f));
     for (int q = 0; q < n; q++)
         x[q] = _mm256_mul_ps(p[q], _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nn[q]), _mm256_set1_epi32(127)), 23)));
+}
+
+// sigmoid256 and tanh256 around exp256x: sigmoid(x) = 1 / (1 + e) for e = exp(-x), and tanh(x) =
+// sign(x) (1 - e) / (1 + e) for e = exp(-2|x|), as sigmoid512 and tanh512.
+#define SIGN256 _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u))
+__attribute__((always_inline, target("avx2,fma")))
+static inline __m256 sigmoid_arg256(__m256 x) { return _mm256_sub_ps(_mm256_setzero_ps(), x); }
+__attribute__((always_inline, target("avx2,fma")))
+static inline __m256 sigmoid_of256(__m256 e) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, e));
+}
+__attribute__((always_inline, target("avx2,fma")))
+static inline __m256 tanh_arg256(__m256 x) { return _mm256_mul_ps(_mm256_andnot_ps(SIGN256, x), _mm256_set1_ps(-2.0f)); }
+__attribute__((always_inline, target("avx2,fma")))
+static inline __m256 tanh_of256(__m256 e, __m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_or_ps(_mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e)), _mm256_and_ps(x, SIGN256));
+}
+
+// The first `count` of 8 float lanes (all for count >= 8): a row's last, partial vector.
+__attribute__((always_inline, target("avx2,fma")))
+static inline __m256i lanes256(int count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 __attribute__((target("avx512f")))
@@ -389,25 +426,21 @@ static inline void store256(float *p, __m256i m, int full, __m256 v) {
 // Gates of unit blocks b0..<b1 of one row: sigmoid256 of i, f and o and tanh256 of g.
 __attribute__((always_inline, target("avx2,fma")))
 static inline void gates256(const float *z, int b0, int b1, int units, float *gi, float *gf, float *gg, float *go) {
-    const __m256 one = _mm256_set1_ps(1.0f), signbit = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
     for (int b = b0; b < b1; b++) {
         const float *zb = z + (size_t)b * 4 * UB;
         for (int h8 = 0; h8 < 2; h8++) {
             int j = b * UB + h8 * 8, left = units - j;
             if (left <= 0) break;
             int full = left >= 8;
-            __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            __m256i m = lanes256(left);
             const __m256 zg = _mm256_loadu_ps(zb + 32 + h8 * 8);
-            __m256 e[4] = { _mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(zb + h8 * 8)),
-                            _mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(zb + 16 + h8 * 8)),
-                            _mm256_mul_ps(_mm256_andnot_ps(signbit, zg), _mm256_set1_ps(-2.0f)),
-                            _mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(zb + 48 + h8 * 8)) };
+            __m256 e[4] = { sigmoid_arg256(_mm256_loadu_ps(zb + h8 * 8)), sigmoid_arg256(_mm256_loadu_ps(zb + 16 + h8 * 8)),
+                            tanh_arg256(zg), sigmoid_arg256(_mm256_loadu_ps(zb + 48 + h8 * 8)) };
             exp256x(e, 4);
-            store256(gi + j, m, full, _mm256_div_ps(one, _mm256_add_ps(one, e[0])));
-            store256(gf + j, m, full, _mm256_div_ps(one, _mm256_add_ps(one, e[1])));
-            store256(gg + j, m, full, _mm256_or_ps(_mm256_div_ps(_mm256_sub_ps(one, e[2]), _mm256_add_ps(one, e[2])),
-                                                   _mm256_and_ps(zg, signbit)));
-            store256(go + j, m, full, _mm256_div_ps(one, _mm256_add_ps(one, e[3])));
+            store256(gi + j, m, full, sigmoid_of256(e[0]));
+            store256(gf + j, m, full, sigmoid_of256(e[1]));
+            store256(gg + j, m, full, tanh_of256(e[2], zg));
+            store256(go + j, m, full, sigmoid_of256(e[3]));
         }
     }
 }
@@ -417,17 +450,15 @@ static inline void gates256(const float *z, int b0, int b1, int units, float *gi
 __attribute__((always_inline, target("avx2,fma")))
 static inline void states256(const int n, const size_t *p, const size_t *o, __m256i m, int full, const float *cp,
                              float *cn, float *hn, const float *gi, const float *gf, const float *gg, const float *go, float *out) {
-    const __m256 one = _mm256_set1_ps(1.0f), signbit = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
     __m256 cv[4], e[4];
     for (int q = 0; q < n; q++) {
         cv[q] = _mm256_add_ps(_mm256_mul_ps(load256(gf + p[q], m, full), load256(cp + p[q], m, full)),
                               _mm256_mul_ps(load256(gi + p[q], m, full), load256(gg + p[q], m, full)));
-        e[q] = _mm256_mul_ps(_mm256_andnot_ps(signbit, cv[q]), _mm256_set1_ps(-2.0f));
+        e[q] = tanh_arg256(cv[q]);
     }
     exp256x(e, n);
     for (int q = 0; q < n; q++) {
-        const __m256 t = _mm256_or_ps(_mm256_div_ps(_mm256_sub_ps(one, e[q]), _mm256_add_ps(one, e[q])), _mm256_and_ps(cv[q], signbit));
-        const __m256 hv = _mm256_mul_ps(load256(go + p[q], m, full), t);
+        const __m256 hv = _mm256_mul_ps(load256(go + p[q], m, full), tanh_of256(e[q], cv[q]));
         store256(cn + p[q], m, full, cv[q]);
         store256(hn + p[q], m, full, hv);
         if (out) store256(out + o[q], m, full, hv);
@@ -436,21 +467,17 @@ static inline void states256(const int n, const size_t *p, const size_t *o, __m2
 
 // Every row of a step in one call: with the rows' independent work back to back, the out-of-order
 // core overlaps one row's exp and divide chains with the next row's (at 32 units a row is a single
-// vector, and one call per row left those chains waiting on each other). One body for both
-// instruction sets, so that each inlines its own cell.
-#define ROWS_BODY(CELL)                                                                           \
-    for (int r = 0; r < rows; r++) {                                                              \
-        if (mask && !mask[(size_t)r * mstride]) continue;                                         \
-        size_t p = (size_t)r * units;                                                             \
-        CELL(z + (size_t)r * zstride, b0, b1, units, cp + p, cn + p, hn + p, gi + p, gf + p, gg + p, go + p, \
-             out ? out + (size_t)r * ostride : NULL);                                             \
-    }
-
+// vector, and one call per row left those chains waiting on each other).
 __attribute__((target("avx512f")))
 static void rows512(const float *z, size_t zstride, int rows, const _Bool *mask, size_t mstride, int b0, int b1,
                     int units, const float *cp, float *cn, float *hn, float *gi, float *gf, float *gg, float *go,
                     float *out, size_t ostride) {
-    ROWS_BODY(cell512)
+    for (int r = 0; r < rows; r++) {
+        if (mask && !mask[(size_t)r * mstride]) continue;
+        size_t p = (size_t)r * units;
+        cell512(z + (size_t)r * zstride, b0, b1, units, cp + p, cn + p, hn + p, gi + p, gf + p, gg + p, go + p,
+                out ? out + (size_t)r * ostride : NULL);
+    }
 }
 
 __attribute__((target("avx2,fma")))
@@ -473,8 +500,7 @@ static void rows256(const float *z, size_t zstride, int rows, const _Bool *mask,
         for (int j = j0; j < j1; j += 8) {
             const size_t pj = (size_t)r * units + (size_t)j, oj = (size_t)r * ostride + (size_t)j;
             if (units - j < 8) {
-                __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(units - j), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-                states256(1, &pj, &oj, m, 0, cp, cn, hn, gi, gf, gg, go, out);
+                states256(1, &pj, &oj, lanes256(units - j), 0, cp, cn, hn, gi, gf, gg, go, out);
                 continue;
             }
             pend_p[pending] = pj;
